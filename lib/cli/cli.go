@@ -1,0 +1,168 @@
+// Package cli is the glue every distri-* binary shares: it runs a cobra
+// root command with real standard I/O and a context that is cancelled on
+// SIGINT/SIGTERM, prints a failure once as "<program>: <error>", and maps
+// errors to exit codes.
+//
+// # Exit codes
+//
+//	0    success
+//	1    an error (the message says what and where)
+//	2    a usage error: unknown command or flag, wrong number of arguments
+//	130  interrupted (SIGINT or SIGTERM)
+//
+// lib/cli is the only package under lib/ that imports cobra.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes returned by Main.
+const (
+	ExitOK          = 0
+	ExitError       = 1
+	ExitUsage       = 2
+	ExitInterrupted = 130
+)
+
+// Stdio is the standard input and output a command uses. Tests pass
+// buffers; Main passes the process's own.
+type Stdio struct {
+	In  io.Reader
+	Out io.Writer // results only: paths or names, one per line
+	Err io.Writer // logs, progress and errors
+}
+
+// UsageError marks an error in how a command was called. Main exits 2 for it.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Usagef returns a *UsageError with a formatted message.
+func Usagef(format string, args ...any) error {
+	return &UsageError{Err: fmt.Errorf(format, args...)}
+}
+
+// Version is the version string every binary reports with --version: the
+// module version, or the VCS revision it was built from.
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		if v == "" || v == "(devel)" {
+			return rev + dirty
+		}
+		return v + " (" + rev + dirty + ")"
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	return v
+}
+
+// Main runs the command newRoot returns with the process's stdio and
+// arguments and returns the exit code. Use it as
+//
+//	func main() { os.Exit(cli.Main(newRootCmd)) }
+func Main(newRoot func(Stdio) *cobra.Command) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	stdio := Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}
+	root := newRoot(stdio)
+	root.SetArgs(os.Args[1:])
+	return Run(ctx, root, stdio)
+}
+
+// Run executes root (already given its arguments) and returns the exit
+// code, printing a failure once to stdio.Err. Tests call it in-process.
+func Run(ctx context.Context, root *cobra.Command, stdio Stdio) int {
+	Prepare(root, stdio)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintf(stdio.Err, "%s: %v\n", root.Name(), err)
+	var ue *UsageError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(stdio.Err, "Run '%s --help' for usage.\n", root.Name())
+		return ExitUsage
+	case ctx.Err() != nil || errors.Is(err, context.Canceled):
+		return ExitInterrupted
+	}
+	return ExitError
+}
+
+// Prepare applies the settings every distri command tree shares: errors
+// and usage are printed by Run rather than by cobra, --version is set,
+// argument and flag errors become *UsageError, and stdio is attached.
+func Prepare(root *cobra.Command, stdio Stdio) {
+	root.Version = Version()
+	root.SetIn(stdio.In)
+	root.SetOut(stdio.Out)
+	root.SetErr(stdio.Err)
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.SilenceErrors = true
+		c.SilenceUsage = true
+		c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+			return &UsageError{Err: err}
+		})
+		if !c.DisableFlagParsing {
+			args := c.Args
+			if args == nil {
+				if c.HasSubCommands() && !c.Runnable() {
+					args = cobra.NoArgs
+				} else {
+					args = cobra.ArbitraryArgs
+				}
+			}
+			c.Args = func(cmd *cobra.Command, a []string) error {
+				if err := args(cmd, a); err != nil {
+					return &UsageError{Err: err}
+				}
+				return nil
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	// Help and version go to stdout: they are what was asked for.
+	root.SetHelpFunc(helpTo(root.HelpFunc(), stdio.Out))
+}
+
+func helpTo(orig func(*cobra.Command, []string), out io.Writer) func(*cobra.Command, []string) {
+	return func(c *cobra.Command, args []string) {
+		c.SetOut(out)
+		orig(c, args)
+	}
+}

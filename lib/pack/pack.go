@@ -1,0 +1,103 @@
+// Package pack turns a directory tree into a distri package: a SquashFS
+// image <full>.squashfs and its meta file <full>.meta.textproto, written
+// atomically into an output directory.
+package pack
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"distri.dev/distri/lib/pb"
+	"distri.dev/distri/lib/pkgname"
+	"distri.dev/distri/lib/squashfs"
+)
+
+// Options says what to pack and where.
+type Options struct {
+	// Name is the package's full name, e.g. bash-amd64-5.2.15-3.
+	Name string
+	// Dir is the tree that becomes the image's root (holding out/, bin/,
+	// lib/, etc/), e.g. /tmp/destdir.
+	Dir string
+	// MetaFile, if set, is a meta.textproto to use. Its version must
+	// match Name's. Empty means a meta with the version and source
+	// package taken from Name.
+	MetaFile string
+	// OutDir receives <Name>.squashfs and <Name>.meta.textproto.
+	OutDir string
+	// Image says how the image is written (compression, time stamps).
+	Image squashfs.WriterOptions
+}
+
+// Pack writes the package and returns the image's path. The image appears
+// under its final name only once complete, and the meta file after it, so
+// a reader never sees half a package.
+func Pack(opts Options) (string, error) {
+	name, err := pkgname.Parse(opts.Name)
+	if err != nil {
+		return "", fmt.Errorf("package name %q: %w", opts.Name, err)
+	}
+	if name.String() != opts.Name {
+		return "", fmt.Errorf("package name %q: no revision (want <name>-<arch>-<upstream>-<rev>, e.g. %s)", opts.Name, name)
+	}
+	fi, err := os.Stat(opts.Dir)
+	if err != nil {
+		return "", err
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("%s: not a directory", opts.Dir)
+	}
+	meta := &pb.Meta{}
+	if opts.MetaFile != "" {
+		if meta, err = pb.ReadMetaFile(opts.MetaFile); err != nil {
+			return "", err
+		}
+		if v := meta.GetVersion(); v != "" && v != name.Version() {
+			return "", fmt.Errorf("%s: version %q does not match package %s (version %q)", opts.MetaFile, v, name, name.Version())
+		}
+	}
+	if meta.Version == nil {
+		meta.Version = new(name.Version())
+	}
+	if meta.SourcePkg == nil {
+		meta.SourcePkg = new(name.Pkg)
+	}
+	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+		return "", err
+	}
+	image := filepath.Join(opts.OutDir, name.String()+".squashfs")
+	if err := writeImage(image, opts.Dir, opts.Image); err != nil {
+		return "", err
+	}
+	if err := pb.WriteMetaFile(filepath.Join(opts.OutDir, name.String()+".meta.textproto"), meta); err != nil {
+		return "", err
+	}
+	return image, nil
+}
+
+func writeImage(image, dir string, opts squashfs.WriterOptions) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(image), "."+filepath.Base(image)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := squashfs.WriteDir(tmp, dir, opts); err != nil {
+		return fmt.Errorf("write image of %s: %w", dir, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), image)
+}
