@@ -1,5 +1,7 @@
 // Command distri-mirror turns a folder of distri packages into a signed
-// repository and serves repositories over HTTP.
+// repository (index), makes the key that signs it (keygen) and serves
+// repositories over HTTP (serve). docs/repository.md describes the
+// repository format and an equivalent nginx configuration.
 package main
 
 import (
@@ -9,13 +11,31 @@ import (
 )
 
 func newRootCmd(stdio cli.Stdio) *cobra.Command {
-	return &cobra.Command{
+	root := &cobra.Command{
 		Use:   "distri-mirror",
 		Short: "make and serve signed package repositories",
-		Long: `distri-mirror makes signed repositories from folders of packages
-(index, keygen) and serves them over HTTP (serve).
+		Long: `distri-mirror makes signed repositories from folders of packages and
+serves them over HTTP.
 
-Repositories arrive with the mirror work; this release provides --help
-and --version only.`,
+A repository is a folder whose pkg/ holds <full>.squashfs and
+<full>.meta.textproto files. index writes pkg/index (every package with
+its sizes, sha256s, dependency closure and exchange paths), signs it
+(pkg/index.minisig, minisign's format), writes the pointer metas for
+unqualified names and precompressed .zst and .gz siblings.
+
+Examples:
+  % distri-mirror keygen -o distri
+  distri.pub
+  distri.key
+  % distri-mirror index --key distri.key repo/
+  repo/pkg/index
+  % distri-mirror serve --listen 127.0.0.1:7080 repo/
+  http://127.0.0.1:7080`,
 	}
+	root.AddCommand(
+		newKeygenCmd(stdio),
+		newIndexCmd(stdio),
+		newServeCmd(stdio),
+	)
+	return root
 }

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -111,7 +112,7 @@ func Run(ctx context.Context, root *cobra.Command, stdio Stdio) int {
 	fmt.Fprintf(stdio.Err, "%s: %v\n", root.Name(), err)
 	var ue *UsageError
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), isCobraUsage(err):
 		fmt.Fprintf(stdio.Err, "Run '%s --help' for usage.\n", root.Name())
 		return ExitUsage
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
@@ -135,14 +136,24 @@ func Prepare(root *cobra.Command, stdio Stdio) {
 		c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 			return &UsageError{Err: err}
 		})
-		if !c.DisableFlagParsing {
+		if c.HasSubCommands() && !c.Runnable() {
+			// A command that only groups others: without arguments it
+			// shows its help, with an unknown one it is a usage error.
+			c.Args = func(cmd *cobra.Command, a []string) error {
+				if len(a) == 0 {
+					return nil
+				}
+				msg := fmt.Sprintf("unknown command %q for %q", a[0], cmd.CommandPath())
+				if s := cmd.SuggestionsFor(a[0]); len(s) > 0 {
+					msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+				}
+				return &UsageError{Err: errors.New(msg)}
+			}
+			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+		} else if !c.DisableFlagParsing {
 			args := c.Args
 			if args == nil {
-				if c.HasSubCommands() && !c.Runnable() {
-					args = cobra.NoArgs
-				} else {
-					args = cobra.ArbitraryArgs
-				}
+				args = cobra.ArbitraryArgs
 			}
 			c.Args = func(cmd *cobra.Command, a []string) error {
 				if err := args(cmd, a); err != nil {
@@ -165,4 +176,12 @@ func helpTo(orig func(*cobra.Command, []string), out io.Writer) func(*cobra.Comm
 		c.SetOut(out)
 		orig(c, args)
 	}
+}
+
+// isCobraUsage reports whether err is one of the usage errors cobra
+// returns without a hook to wrap them: missing required flags and
+// violated flag groups.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "required flag(s) ") || strings.HasPrefix(msg, "if any flags in the group ")
 }

@@ -42,12 +42,12 @@ type Reader struct {
 	xattrIndex []int64 // image offsets of the xattr id table's metadata blocks
 	xattrCount uint32
 
-	meta   *lruCache[int64, *metaBlock]   // inflated metadata blocks by image offset
-	frags  *lruCache[int64, []byte]       // inflated fragment blocks by image offset
-	blocks *lruCache[int64, []byte]       // inflated data blocks by image offset (small reads)
-	files  *lruCache[Inode, *fileInfo]    // parsed block lists
-	dirs   *lruCache[Inode, *dirListing]  // parsed directory listings
-	bufs   sync.Pool                      // of *[]byte, block-sized scratch
+	meta   *lruCache[int64, *metaBlock]  // inflated metadata blocks by image offset
+	frags  *lruCache[int64, []byte]      // inflated fragment blocks by image offset
+	blocks *lruCache[int64, []byte]      // inflated data blocks by image offset (small reads)
+	files  *lruCache[Inode, *fileInfo]   // parsed block lists
+	dirs   *lruCache[Inode, *dirListing] // parsed directory listings
+	bufs   sync.Pool                     // of *[]byte, block-sized scratch
 }
 
 // Stat describes an inode, in the terms of stat(2).

@@ -18,7 +18,7 @@ type inodeData struct {
 	ino    uint32
 	nlink  uint32
 	size   uint64 // file size, symlink target length or directory listing size (+3)
-	xattr  uint32 // index into the xattr id table, or noXattr
+	xattr  uint32 // index into the xattr id table, or inodeNoXattr
 	dev    uint32 // device nodes: the squashfs encoding of the device number
 
 	// Directories.
@@ -39,7 +39,7 @@ type inodeData struct {
 }
 
 const (
-	noXattr = 0xffffffff
+	inodeNoXattr = 0xffffffff
 
 	// maxSymlink bounds a symlink target. Linux allows 4095 bytes; the
 	// slack is for other systems' images.
@@ -75,7 +75,7 @@ func (r *Reader) parseInode(ino Inode) (*inodeData, error) {
 		gidIdx: le.Uint16(b[6:]),
 		mtime:  le.Uint32(b[8:]),
 		ino:    le.Uint32(b[12:]),
-		xattr:  noXattr,
+		xattr:  inodeNoXattr,
 		frag:   fragmentNone,
 		nlink:  1,
 	}

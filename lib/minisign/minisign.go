@@ -1,0 +1,382 @@
+// Package minisign reads and writes keys and signatures in the format of
+// the minisign tool (https://jedisct1.github.io/minisign/), so that the
+// minisign from Debian verifies what distri signs and distri verifies
+// what minisign signs.
+//
+// A key is Ed25519 with an 8-byte random key ID. A signature is
+// Ed25519 over the BLAKE2b-512 hash of the message ("ED", minisign's
+// default since 0.10); legacy signatures over the message itself ("Ed")
+// are verified too. Every signature carries a trusted comment, which is
+// signed along with the signature (the "global signature").
+//
+// # Scope
+//
+// Secret key files are written unencrypted, as `minisign -G -W` writes
+// them, and only unencrypted ones are read: the key of a repository is
+// used by scripts, not typed in. A password-protected key is a clear
+// error.
+package minisign
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/blake2b"
+)
+
+// Algorithm identifiers as they appear in key and signature files.
+var (
+	algEd       = [2]byte{'E', 'd'} // keys; legacy signatures of the message
+	algPrehash  = [2]byte{'E', 'D'} // signatures of BLAKE2b-512(message)
+	algChecksum = [2]byte{'B', '2'}
+	algScrypt   = [2]byte{'S', 'c'}
+)
+
+// ErrVerify is wrapped by every error of [Verify] that says the signature
+// does not hold (as opposed to a malformed input).
+var ErrVerify = errors.New("signature verification failed")
+
+// KeyID identifies a key pair; a signature names the key that made it.
+type KeyID [8]byte
+
+// String formats id as minisign prints it: 16 upper-case hex digits of
+// the little-endian number.
+func (id KeyID) String() string {
+	return fmt.Sprintf("%016X", binary.LittleEndian.Uint64(id[:]))
+}
+
+// PublicKey is a minisign public key.
+type PublicKey struct {
+	ID  KeyID
+	Key ed25519.PublicKey
+}
+
+// PrivateKey is a minisign secret key.
+type PrivateKey struct {
+	ID  KeyID
+	Key ed25519.PrivateKey
+}
+
+// Public returns the public half of k.
+func (k PrivateKey) Public() PublicKey {
+	return PublicKey{ID: k.ID, Key: k.Key.Public().(ed25519.PublicKey)}
+}
+
+// GenerateKey makes a new key pair from rand (nil means crypto/rand).
+func GenerateKey(random io.Reader) (PrivateKey, error) {
+	if random == nil {
+		random = rand.Reader
+	}
+	_, priv, err := ed25519.GenerateKey(random)
+	if err != nil {
+		return PrivateKey{}, fmt.Errorf("generate key: %w", err)
+	}
+	var id KeyID
+	if _, err := io.ReadFull(random, id[:]); err != nil {
+		return PrivateKey{}, fmt.Errorf("generate key: %w", err)
+	}
+	return PrivateKey{ID: id, Key: priv}, nil
+}
+
+// MarshalText returns the public key file, e.g.
+//
+//	untrusted comment: minisign public key 5C9B8DE5E8A1D2C0
+//	RWTA0qHo5Y2bXPH...
+func (k PublicKey) MarshalText() ([]byte, error) {
+	if len(k.Key) != ed25519.PublicKeySize {
+		return nil, errors.New("marshal public key: bad key size")
+	}
+	raw := make([]byte, 0, 42)
+	raw = append(raw, algEd[:]...)
+	raw = append(raw, k.ID[:]...)
+	raw = append(raw, k.Key...)
+	return fmt.Appendf(nil, "untrusted comment: minisign public key %s\n%s\n", k.ID, base64.StdEncoding.EncodeToString(raw)), nil
+}
+
+// ParsePublicKey parses a public key file, or just its base64 line (as
+// minisign -P takes it).
+func ParsePublicKey(b []byte) (PublicKey, error) {
+	line, err := keyLine(b)
+	if err != nil {
+		return PublicKey{}, fmt.Errorf("parse public key: %w", err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(line)
+	if err != nil {
+		return PublicKey{}, fmt.Errorf("parse public key: %w", err)
+	}
+	if len(raw) != 2+8+ed25519.PublicKeySize || !bytes.Equal(raw[:2], algEd[:]) {
+		return PublicKey{}, errors.New("parse public key: not a minisign Ed25519 public key")
+	}
+	var k PublicKey
+	copy(k.ID[:], raw[2:10])
+	k.Key = ed25519.PublicKey(bytes.Clone(raw[10:]))
+	return k, nil
+}
+
+// keyLine returns the base64 line of a key file: the first line that is
+// not a comment.
+func keyLine(b []byte) (string, error) {
+	for l := range strings.SplitSeq(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "untrusted comment:") {
+			continue
+		}
+		return l, nil
+	}
+	return "", errors.New("no key in file")
+}
+
+// secretKeyLen is the length of a decoded secret key file line:
+// alg, kdf alg, checksum alg, salt, opslimit, memlimit, then key ID,
+// secret key, public key and checksum (the part a password encrypts).
+const secretKeyLen = 2 + 2 + 2 + 32 + 8 + 8 + 8 + 64 + 32
+
+// MarshalText returns the unencrypted secret key file, byte for byte the
+// format of `minisign -G -W`.
+func (k PrivateKey) MarshalText() ([]byte, error) {
+	if len(k.Key) != ed25519.PrivateKeySize {
+		return nil, errors.New("marshal secret key: bad key size")
+	}
+	raw := make([]byte, 0, secretKeyLen)
+	raw = append(raw, algEd[:]...)
+	raw = append(raw, 0, 0) // no KDF: unencrypted
+	raw = append(raw, algChecksum[:]...)
+	raw = append(raw, make([]byte, 32+8+8)...) // salt, opslimit, memlimit: unused
+	raw = append(raw, k.ID[:]...)
+	raw = append(raw, k.Key...)
+	sum := k.checksum()
+	raw = append(raw, sum[:]...)
+	return fmt.Appendf(nil, "untrusted comment: minisign secret key\n%s\n", base64.StdEncoding.EncodeToString(raw)), nil
+}
+
+// checksum is BLAKE2b-256(alg || key ID || secret key), as minisign
+// stores it to detect a wrong password.
+func (k PrivateKey) checksum() [32]byte {
+	h, _ := blake2b.New256(nil)
+	h.Write(algEd[:])
+	h.Write(k.ID[:])
+	h.Write(k.Key)
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// ParsePrivateKey parses an unencrypted secret key file.
+func ParsePrivateKey(b []byte) (PrivateKey, error) {
+	line, err := keyLine(b)
+	if err != nil {
+		return PrivateKey{}, fmt.Errorf("parse secret key: %w", err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(line)
+	if err != nil {
+		return PrivateKey{}, fmt.Errorf("parse secret key: %w", err)
+	}
+	if len(raw) != secretKeyLen || !bytes.Equal(raw[:2], algEd[:]) || !bytes.Equal(raw[4:6], algChecksum[:]) {
+		return PrivateKey{}, errors.New("parse secret key: not a minisign Ed25519 secret key")
+	}
+	switch kdf := [2]byte(raw[2:4]); kdf {
+	case [2]byte{}:
+	case algScrypt:
+		return PrivateKey{}, errors.New("parse secret key: the key is password-protected; distri reads unencrypted keys only (make one with distri-mirror keygen or minisign -G -W)")
+	default:
+		return PrivateKey{}, fmt.Errorf("parse secret key: unknown key derivation %q", kdf[:])
+	}
+	var k PrivateKey
+	rest := raw[2+2+2+32+8+8:]
+	copy(k.ID[:], rest[:8])
+	k.Key = ed25519.PrivateKey(bytes.Clone(rest[8 : 8+64]))
+	// minisign -G -W leaves the checksum zero; check it where it is set.
+	if sum := k.checksum(); !bytes.Equal(sum[:], rest[8+64:]) && !bytes.Equal(rest[8+64:], make([]byte, 32)) {
+		return PrivateKey{}, errors.New("parse secret key: checksum mismatch (corrupt key file)")
+	}
+	return k, nil
+}
+
+// Sign signs the message read from msg with k and returns the signature
+// file (what minisign writes to <file>.minisig). trustedComment is signed
+// too; empty means "timestamp:<unix time>", as minisign does.
+func Sign(k PrivateKey, msg io.Reader, trustedComment string) ([]byte, error) {
+	if strings.ContainsAny(trustedComment, "\r\n") {
+		return nil, errors.New("sign: trusted comment contains a newline")
+	}
+	h, _ := blake2b.New512(nil)
+	if _, err := io.Copy(h, msg); err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	sig := ed25519.Sign(k.Key, h.Sum(nil))
+	if trustedComment == "" {
+		trustedComment = fmt.Sprintf("timestamp:%d", time.Now().Unix())
+	}
+	global := ed25519.Sign(k.Key, append(bytes.Clone(sig), trustedComment...))
+	raw := make([]byte, 0, 2+8+ed25519.SignatureSize)
+	raw = append(raw, algPrehash[:]...)
+	raw = append(raw, k.ID[:]...)
+	raw = append(raw, sig...)
+	return fmt.Appendf(nil, "untrusted comment: signature from distri secret key\n%s\ntrusted comment: %s\n%s\n",
+		base64.StdEncoding.EncodeToString(raw), trustedComment, base64.StdEncoding.EncodeToString(global)), nil
+}
+
+// Signature is a parsed signature file.
+type Signature struct {
+	Algorithm      [2]byte // "ED" (prehashed) or "Ed" (legacy)
+	KeyID          KeyID
+	Sig            []byte
+	TrustedComment string
+	GlobalSig      []byte
+}
+
+// ParseSignature parses a signature file.
+func ParseSignature(b []byte) (Signature, error) {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) < 4 || !strings.HasPrefix(lines[0], "untrusted comment:") {
+		return Signature{}, errors.New("parse signature: not a minisign signature file")
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(lines[1]))
+	if err != nil {
+		return Signature{}, fmt.Errorf("parse signature: %w", err)
+	}
+	if len(raw) != 2+8+ed25519.SignatureSize {
+		return Signature{}, errors.New("parse signature: bad signature length")
+	}
+	var s Signature
+	s.Algorithm = [2]byte(raw[:2])
+	if s.Algorithm != algPrehash && s.Algorithm != algEd {
+		return Signature{}, fmt.Errorf("parse signature: unknown algorithm %q", raw[:2])
+	}
+	copy(s.KeyID[:], raw[2:10])
+	s.Sig = raw[10:]
+	tc, ok := strings.CutPrefix(strings.TrimRight(lines[2], "\r"), "trusted comment: ")
+	if !ok {
+		return Signature{}, errors.New("parse signature: no trusted comment")
+	}
+	s.TrustedComment = tc
+	if s.GlobalSig, err = base64.StdEncoding.DecodeString(strings.TrimSpace(lines[3])); err != nil {
+		return Signature{}, fmt.Errorf("parse signature: global signature: %w", err)
+	}
+	if len(s.GlobalSig) != ed25519.SignatureSize {
+		return Signature{}, errors.New("parse signature: bad global signature length")
+	}
+	return s, nil
+}
+
+// Verify checks that sig (a signature file) is a signature of the
+// message read from msg by one of keys, and returns its trusted comment.
+// Failures that mean "not signed by these keys" wrap [ErrVerify].
+func Verify(msg io.Reader, sig []byte, keys ...PublicKey) (trustedComment string, err error) {
+	s, err := ParseSignature(sig)
+	if err != nil {
+		return "", err
+	}
+	var key *PublicKey
+	var ids []string
+	for i := range keys {
+		ids = append(ids, keys[i].ID.String())
+		if keys[i].ID == s.KeyID {
+			key = &keys[i]
+			break
+		}
+	}
+	if key == nil {
+		return "", fmt.Errorf("%w: signed with key %s, trusted keys are %v", ErrVerify, s.KeyID, ids)
+	}
+	var signed []byte
+	if s.Algorithm == algPrehash {
+		h, _ := blake2b.New512(nil)
+		if _, err := io.Copy(h, msg); err != nil {
+			return "", fmt.Errorf("verify: %w", err)
+		}
+		signed = h.Sum(nil)
+	} else if signed, err = io.ReadAll(msg); err != nil {
+		return "", fmt.Errorf("verify: %w", err)
+	}
+	if !ed25519.Verify(key.Key, signed, s.Sig) {
+		return "", fmt.Errorf("%w: the signed data does not match (key %s)", ErrVerify, key.ID)
+	}
+	if !ed25519.Verify(key.Key, append(bytes.Clone(s.Sig), s.TrustedComment...), s.GlobalSig) {
+		return "", fmt.Errorf("%w: the trusted comment does not match (key %s)", ErrVerify, key.ID)
+	}
+	return s.TrustedComment, nil
+}
+
+// ReadPublicKeyFile reads a public key file.
+func ReadPublicKeyFile(path string) (PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return PublicKey{}, err
+	}
+	k, err := ParsePublicKey(b)
+	if err != nil {
+		return PublicKey{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// ReadPrivateKeyFile reads an unencrypted secret key file.
+func ReadPrivateKeyFile(path string) (PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return PrivateKey{}, err
+	}
+	k, err := ParsePrivateKey(b)
+	if err != nil {
+		return PrivateKey{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return k, nil
+}
+
+// WriteKeyFiles writes k as name.key (mode 0600) and its public key as
+// name.pub, and returns their paths. Existing files are an error unless
+// force is set: overwriting a repository key cannot be undone.
+func WriteKeyFiles(name string, k PrivateKey, force bool) (pubPath, keyPath string, err error) {
+	pubPath, keyPath = name+".pub", name+".key"
+	pub, err := k.Public().MarshalText()
+	if err != nil {
+		return "", "", err
+	}
+	sec, err := k.MarshalText()
+	if err != nil {
+		return "", "", err
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if force {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	for _, f := range []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{{keyPath, sec, 0o600}, {pubPath, pub, 0o644}} {
+		if err := writeNew(f.path, f.data, flags, f.mode); err != nil {
+			return "", "", err
+		}
+	}
+	return pubPath, keyPath, nil
+}
+
+func writeNew(path string, data []byte, flags int, mode os.FileMode) error {
+	f, err := os.OpenFile(path, flags, mode)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("write %s: file exists (use --force to replace the key)", path)
+		}
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
+}

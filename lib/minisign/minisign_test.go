@@ -1,0 +1,239 @@
+package minisign
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"distri.dev/distri/lib/distritest"
+)
+
+func TestRoundTrip(t *testing.T) {
+	k, err := GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("package index\n")
+	sig, err := Sign(k, bytes.NewReader(msg), "timestamp:1700000000\tfile:index")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tamperedComment := bytes.Replace(sig, []byte("file:index"), []byte("file:other"), 1)
+	for _, tt := range []struct {
+		name    string
+		msg     []byte
+		sig     []byte
+		keys    []PublicKey
+		wantErr error // nil: verifies
+	}{
+		{name: "good", msg: msg, sig: sig, keys: []PublicKey{k.Public()}},
+		{name: "one of several keys", msg: msg, sig: sig, keys: []PublicKey{other.Public(), k.Public()}},
+		{name: "tampered message", msg: []byte("package index!\n"), sig: sig, keys: []PublicKey{k.Public()}, wantErr: ErrVerify},
+		{name: "tampered trusted comment", msg: msg, sig: tamperedComment, keys: []PublicKey{k.Public()}, wantErr: ErrVerify},
+		{name: "other key", msg: msg, sig: sig, keys: []PublicKey{other.Public()}, wantErr: ErrVerify},
+		{name: "same id other key", msg: msg, sig: sig, keys: []PublicKey{{ID: k.ID, Key: other.Public().Key}}, wantErr: ErrVerify},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tc, err := Verify(bytes.NewReader(tt.msg), tt.sig, tt.keys...)
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("Verify = %v, want nil", err)
+				}
+				if got, want := tc, "timestamp:1700000000\tfile:index"; got != want {
+					t.Errorf("trusted comment = %q, want %q", got, want)
+				}
+				return
+			}
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("Verify = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestKeyFiles(t *testing.T) {
+	k, err := GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(t.TempDir(), "repo")
+	pubPath, keyPath, err := WriteKeyFiles(name, k, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := WriteKeyFiles(name, k, false); err == nil {
+		t.Errorf("WriteKeyFiles over existing files = nil, want an error")
+	}
+	if fi, err := os.Stat(keyPath); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("secret key mode = %v (%v), want 0600", fi.Mode(), err)
+	}
+	gotPub, err := ReadPublicKeyFile(pubPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotKey, err := ReadPrivateKeyFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotPub.ID != k.ID || !gotPub.Key.Equal(k.Public().Key) {
+		t.Errorf("public key round trip: got %v, want %v", gotPub, k.Public())
+	}
+	if gotKey.ID != k.ID || !gotKey.Key.Equal(k.Key) {
+		t.Errorf("secret key round trip differs")
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		parse func([]byte) error
+		in    string
+		want  string
+	}{
+		{name: "empty public key", parse: parsePub, in: "", want: "no key"},
+		{name: "garbage public key", parse: parsePub, in: "untrusted comment: x\nnot base64!\n", want: "illegal base64"},
+		{name: "short public key", parse: parsePub, in: "RWQAAA==\n", want: "not a minisign"},
+		{name: "encrypted secret key", parse: parsePriv, in: "untrusted comment: x\n" + encryptedKeyLine + "\n", want: "password-protected"},
+		{name: "signature without trusted comment", parse: parseSig, in: "untrusted comment: x\nRUQ=\n", want: "not a minisign signature"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.parse([]byte(tt.in))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("parse(%q) = %v, want an error containing %q", tt.in, err, tt.want)
+			}
+		})
+	}
+}
+
+// encryptedKeyLine is a key as `minisign -G` writes it with a password.
+var encryptedKeyLine = "RWRTY0IyAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAc9rW8kVi8xLkJo7glDiHb8GVKCOawsCNn7CBcWwXEAQClgivdJz8Y9FN/HMQ7JEummZw8WiACjnajd5HzzjIoZePU9c6M52wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+func parsePub(b []byte) error  { _, err := ParsePublicKey(b); return err }
+func parsePriv(b []byte) error { _, err := ParsePrivateKey(b); return err }
+func parseSig(b []byte) error  { _, err := ParseSignature(b); return err }
+
+// TestMinisignVerifiesOurs checks that the minisign tool accepts our
+// public key and signatures, and signs with our secret key.
+func TestMinisignVerifiesOurs(t *testing.T) {
+	minisign := distritest.NeedTool(t, "minisign")
+	dir := t.TempDir()
+	k, err := GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPath, keyPath, err := WriteKeyFiles(filepath.Join(dir, "ours"), k, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := filepath.Join(dir, "index")
+	data := bytes.Repeat([]byte("bash-amd64-5.2.15-3\n"), 1000)
+	if err := os.WriteFile(index, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sig, err := Sign(k, bytes.NewReader(data), "timestamp:1700000000\tfile:index")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(index+".minisig", sig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, error) {
+		out, err := exec.Command(minisign, args...).CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("-V", "-p", pubPath, "-m", index)
+	if err != nil {
+		t.Fatalf("minisign -V of our signature: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "file:index") {
+		t.Errorf("minisign -V output %q lacks the trusted comment", out)
+	}
+
+	// Tampered: minisign must reject it too.
+	if err := os.WriteFile(index, append(data, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("-V", "-p", pubPath, "-m", index); err == nil {
+		t.Errorf("minisign -V of a tampered file succeeded:\n%s", out)
+	}
+
+	// minisign signs with our secret key; we verify that.
+	if out, err := run("-S", "-s", keyPath, "-m", index, "-t", "signed by minisign"); err != nil {
+		t.Fatalf("minisign -S with our key: %v\n%s", err, out)
+	}
+	sig, err = os.ReadFile(index + ".minisig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if tc, err := Verify(f, sig, k.Public()); err != nil || tc != "signed by minisign" {
+		t.Errorf("Verify(minisign's signature with our key) = %q, %v", tc, err)
+	}
+}
+
+// TestWeVerifyMinisign checks keys made by minisign -G -W and signatures
+// made by minisign -S, prehashed and legacy.
+func TestWeVerifyMinisign(t *testing.T) {
+	minisign := distritest.NeedTool(t, "minisign")
+	dir := t.TempDir()
+	pubPath, keyPath := filepath.Join(dir, "m.pub"), filepath.Join(dir, "m.key")
+	if out, err := exec.Command(minisign, "-G", "-W", "-p", pubPath, "-s", keyPath).CombinedOutput(); err != nil {
+		t.Fatalf("minisign -G: %v\n%s", err, out)
+	}
+	pub, err := ReadPublicKeyFile(pubPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := ReadPrivateKeyFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if priv.ID != pub.ID || !priv.Public().Key.Equal(pub.Key) {
+		t.Fatalf("secret key from minisign does not match its public key")
+	}
+	data := []byte("some index bytes\n")
+	msgPath := filepath.Join(dir, "index")
+	if err := os.WriteFile(msgPath, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		flags []string
+	}{
+		{name: "prehashed", flags: nil},
+		{name: "legacy", flags: []string{"-l"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"-S", "-s", keyPath, "-m", msgPath, "-t", "tc " + tt.name}, tt.flags...)
+			if out, err := exec.Command(minisign, args...).CombinedOutput(); err != nil {
+				t.Fatalf("%v: %v\n%s", args, err, out)
+			}
+			sig, err := os.ReadFile(msgPath + ".minisig")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc, err := Verify(bytes.NewReader(data), sig, pub)
+			if err != nil {
+				t.Fatalf("Verify = %v", err)
+			}
+			if got, want := tc, "tc "+tt.name; got != want {
+				t.Errorf("trusted comment = %q, want %q", got, want)
+			}
+			if _, err := Verify(bytes.NewReader(append(data, 'x')), sig, pub); !errors.Is(err, ErrVerify) {
+				t.Errorf("Verify(tampered) = %v, want ErrVerify", err)
+			}
+		})
+	}
+}

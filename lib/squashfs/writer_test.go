@@ -1,0 +1,548 @@
+package squashfs
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"distri.dev/distri/lib/distritest"
+)
+
+var keepImages = flag.String("keep_images", "", "copy every image the writer tests make into this directory, for inspection")
+
+// writeTestImage writes an image of dir with opts and returns its path.
+func writeTestImage(t testing.TB, dir string, opts WriterOptions) string {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "image.squashfs")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := WriteDir(f, dir, opts); err != nil {
+		t.Fatalf("WriteDir(%s, %+v) = %v, want nil", dir, opts, err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size()%4096 != 0 {
+		t.Errorf("image size %d is not a multiple of 4096", st.Size())
+	}
+	if *keepImages != "" {
+		name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + ".squashfs"
+		if out, err := exec.Command("cp", img, filepath.Join(*keepImages, name)).CombinedOutput(); err != nil {
+			t.Errorf("keep image: %v: %s", err, out)
+		}
+	}
+	return img
+}
+
+// checkImage reads img back with the kernel and with unsquashfs, and
+// compares what they see with the tree at src.
+func checkImage(t *testing.T, src, img string) {
+	t.Helper()
+	distritest.NeedRoot(t)
+	unsquashfs := distritest.NeedTool(t, "unsquashfs")
+
+	mnt := distritest.MountSquashfs(t, img)
+	for _, d := range distritest.DiffTrees(src, mnt) {
+		t.Errorf("kernel mount: %s", d)
+	}
+
+	out, err := exec.Command(unsquashfs, "-lln", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s -lln: %v\n%s", unsquashfs, err, out)
+	}
+	listed := make(map[string]bool)
+	for line := range strings.SplitSeq(string(out), "\n") {
+		_, p, ok := strings.Cut(line, " squashfs-root")
+		if !ok {
+			continue
+		}
+		p, _, _ = strings.Cut(p, " -> ")
+		listed[strings.TrimPrefix(p, "/")] = true
+	}
+	err = filepath.Walk(src, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if rel == "." {
+			rel = ""
+		}
+		if !listed[rel] {
+			t.Errorf("unsquashfs -lln does not list %q", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dest := filepath.Join(t.TempDir(), "x")
+	if out, err := exec.Command(unsquashfs, "-no-progress", "-d", dest, "-f", img).CombinedOutput(); err != nil {
+		t.Fatalf("%s -d %s -f %s: %v\n%s", unsquashfs, dest, img, err, out)
+	}
+	for _, d := range distritest.DiffTrees(src, dest) {
+		t.Errorf("unsquashfs -d: %s", d)
+	}
+}
+
+// readSuperblock returns the superblock of the image at img.
+func readSuperblock(t testing.TB, img string) superblock {
+	t.Helper()
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, superblockSize)
+	if _, err := io.ReadFull(f, b); err != nil {
+		t.Fatal(err)
+	}
+	var sb superblock
+	if err := sb.unmarshal(b); err != nil {
+		t.Fatal(err)
+	}
+	return sb
+}
+
+func TestWriteDirRoundTrip(t *testing.T) {
+	distritest.NeedRoot(t)
+	src := t.TempDir()
+	distritest.RichTree(t, src)
+	extraNodes(t, src)
+	for _, tt := range []struct {
+		name string
+		opts WriterOptions
+	}{
+		{name: "uncompressed"},
+		{name: "zstd", opts: WriterOptions{Compression: Zstd}},
+		{name: "zstd-fast-4k", opts: WriterOptions{Compression: Zstd, Level: 1, BlockSize: 4096, Jobs: 3}},
+		{name: "gzip", opts: WriterOptions{Compression: Gzip, Level: 1}},
+		{name: "uncompressed-1m", opts: WriterOptions{BlockSize: 1 << 20}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			img := writeTestImage(t, src, tt.opts)
+			checkImage(t, src, img)
+		})
+	}
+}
+
+// extraNodes adds what RichTree lacks: xattrs on a symlink, devices, a
+// fifo and a socket (extended inode types), a zero-filled (not sparse)
+// file, and hard links to a symlink and to a device.
+func extraNodes(t *testing.T, dir string) {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	x := filepath.Join(dir, "extra")
+	must(os.MkdirAll(x, 0o755))
+	must(os.Symlink("target", filepath.Join(x, "symlink")))
+	must(unix.Mknod(filepath.Join(x, "chr"), unix.S_IFCHR|0o600, int(unix.Mkdev(4095, 1<<20-1))))
+	must(unix.Mknod(filepath.Join(x, "blk"), unix.S_IFBLK|0o640, int(unix.Mkdev(8, 1))))
+	must(unix.Mknod(filepath.Join(x, "fifo"), unix.S_IFIFO|0o620, 0))
+	must(unix.Mknod(filepath.Join(x, "socket"), unix.S_IFSOCK|0o755, 0))
+	for _, name := range []string{"symlink", "chr", "blk", "fifo", "socket"} {
+		must(unix.Lsetxattr(filepath.Join(x, name), "trusted.node", []byte(name), 0))
+	}
+	must(unix.Lsetxattr(filepath.Join(x, "socket"), "security.other", []byte{}, 0))
+	must(os.Link(filepath.Join(x, "symlink"), filepath.Join(x, "symlink-link")))
+	must(os.Link(filepath.Join(x, "chr"), filepath.Join(dir, "chr-link")))
+	must(os.WriteFile(filepath.Join(x, "zeros"), make([]byte, 3*DefaultBlockSize+5), 0o644))
+	zeroTail := append(distritest.Bytes(DefaultBlockSize, 3), make([]byte, 100)...)
+	must(os.WriteFile(filepath.Join(x, "zero-tail"), zeroTail, 0o644))
+	distritest.FixMtimes(t, dir)
+}
+
+func TestWriteDirBlockSizes(t *testing.T) {
+	distritest.NeedRoot(t)
+	for _, bs := range []uint32{4096, DefaultBlockSize} {
+		src := t.TempDir()
+		b := int(bs)
+		for _, n := range []int{0, 1, b - 1, b, b + 1, 3 * b, 3*b + 1} {
+			if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("f%d", n)), distritest.Bytes(n, int64(n)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			// A compressible one too, to get compressed and stored blocks.
+			text := bytes.Repeat([]byte("0123456789abcdef"), n/16+1)[:n]
+			if err := os.WriteFile(filepath.Join(src, fmt.Sprintf("t%d", n)), text, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range []Compression{None, Zstd, Gzip} {
+			t.Run(fmt.Sprintf("%v-%d", c, bs), func(t *testing.T) {
+				img := writeTestImage(t, src, WriterOptions{Compression: c, BlockSize: bs})
+				checkImage(t, src, img)
+			})
+		}
+	}
+}
+
+func TestWriteDirHugeDirectory(t *testing.T) {
+	distritest.NeedRoot(t)
+	// 40000 inodes below "b" put "a" and "c" more than int16 apart in
+	// inode numbers, so the root listing needs more than one header; "big"
+	// has a listing over 64 KiB (an extended directory inode with an
+	// index spanning many metadata blocks); "c" is a hard link far away.
+	src := t.TempDir()
+	for _, d := range []string{"b", "big"} {
+		if err := os.Mkdir(filepath.Join(src, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(src, "a"), []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40000 {
+		if err := unix.Mknod(filepath.Join(src, "b", fmt.Sprint(i)), unix.S_IFIFO|0o644, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	long := strings.Repeat("x", 200)
+	for i := range 2000 {
+		if err := unix.Mknod(filepath.Join(src, "big", fmt.Sprintf("%s-%05d", long, i)), unix.S_IFIFO|0o644, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Link(filepath.Join(src, "a"), filepath.Join(src, "big", "z-link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(src, "a"), filepath.Join(src, "c")); err != nil {
+		t.Fatal(err)
+	}
+	distritest.FixMtimes(t, src)
+	for _, c := range []Compression{None, Zstd} {
+		t.Run(c.String(), func(t *testing.T) {
+			img := writeTestImage(t, src, WriterOptions{Compression: c})
+			checkImage(t, src, img)
+		})
+	}
+}
+
+// hashChunks returns the SHA-256 of each 256 MiB of the file at p.
+func hashChunks(t *testing.T, p string) [][32]byte {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var sums [][32]byte
+	for {
+		h := sha256.New()
+		n, err := io.CopyN(h, f, 256<<20)
+		if n > 0 {
+			sums = append(sums, [32]byte(h.Sum(nil)))
+		}
+		if err == io.EOF {
+			return sums
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestWriteDirSparseOver4GiB(t *testing.T) {
+	distritest.NeedRoot(t)
+	src := t.TempDir()
+	p := filepath.Join(src, "sparse")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 5<<30 + 12345
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int64{1 << 20, 4<<30 + 7, size - 3} {
+		if _, err := f.WriteAt([]byte("data"[:min(4, size-off)]), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := hashChunks(t, p)
+	for _, c := range []Compression{None, Zstd} {
+		t.Run(c.String(), func(t *testing.T) {
+			start := time.Now()
+			img := writeTestImage(t, src, WriterOptions{Compression: c})
+			t.Logf("WriteDir took %v", time.Since(start))
+			st, err := os.Stat(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// 40960 block size words plus three 128 KiB blocks.
+			if st.Size() > 1<<20 {
+				t.Errorf("image of a sparse file is %d bytes, want <= 1 MiB", st.Size())
+			}
+			mnt := distritest.MountSquashfs(t, img)
+			var mst unix.Stat_t
+			if err := unix.Stat(filepath.Join(mnt, "sparse"), &mst); err != nil {
+				t.Fatal(err)
+			}
+			if mst.Size != size {
+				t.Errorf("mounted file size = %d, want %d", mst.Size, size)
+			}
+			got := hashChunks(t, filepath.Join(mnt, "sparse"))
+			if len(got) != len(want) {
+				t.Fatalf("mounted file has %d chunks, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Errorf("chunk %d of the mounted file differs", i)
+				}
+			}
+		})
+	}
+}
+
+func TestWriteDirDeterministic(t *testing.T) {
+	distritest.NeedRoot(t)
+	a := t.TempDir()
+	distritest.RichTree(t, a)
+	b := t.TempDir()
+	distritest.RichTree(t, b)
+	c := filepath.Join(t.TempDir(), "copy")
+	if out, err := exec.Command("cp", "-a", a, c).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a: %v: %s", err, out)
+	}
+	for _, tt := range []struct {
+		name string
+		opts WriterOptions
+		jobs int // for the second image
+	}{
+		{name: "uncompressed"},
+		{name: "zstd", opts: WriterOptions{Compression: Zstd, Level: 3, Jobs: 1}, jobs: 4},
+		{name: "gzip", opts: WriterOptions{Compression: Gzip, Level: 1, Jobs: 2}, jobs: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			first, err := os.ReadFile(writeTestImage(t, a, tt.opts))
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := tt.opts
+			opts.Jobs = tt.jobs
+			for _, dir := range []string{a, b, c} {
+				got, err := os.ReadFile(writeTestImage(t, dir, opts))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, first) {
+					t.Errorf("WriteDir(%s) differs from WriteDir(%s): not reproducible", dir, a)
+				}
+			}
+		})
+	}
+}
+
+func TestWriteDirTimes(t *testing.T) {
+	distritest.NeedRoot(t)
+	src := t.TempDir()
+	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	newer := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	epoch := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	for name, mt := range map[string]time.Time{"old": old, "new": newer} {
+		p := filepath.Join(src, name)
+		if err := os.WriteFile(p, []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mt, mt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chtimes(src, old, old); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name      string
+		epoch     time.Time
+		wantImage time.Time
+		wantNew   time.Time
+	}{
+		{name: "newest-mtime", wantImage: newer, wantNew: newer},
+		{name: "source-date-epoch", epoch: epoch, wantImage: epoch, wantNew: epoch},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			img := writeTestImage(t, src, WriterOptions{SourceDateEpoch: tt.epoch})
+			if got, want := readSuperblock(t, img).ModTime, uint32(tt.wantImage.Unix()); got != want {
+				t.Errorf("superblock time = %v, want %v", time.Unix(int64(got), 0).UTC(), tt.wantImage)
+			}
+			mnt := distritest.MountSquashfs(t, img)
+			for name, want := range map[string]time.Time{"old": old, "new": tt.wantNew, ".": old} {
+				st, err := os.Lstat(filepath.Join(mnt, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := st.ModTime(); !got.Equal(want) {
+					t.Errorf("mtime of %s = %v, want %v", name, got.UTC(), want)
+				}
+			}
+		})
+	}
+}
+
+func TestWriteDirSuperblock(t *testing.T) {
+	src := t.TempDir()
+	if err := os.Mkdir(filepath.Join(src, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "sub", "f"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantIDs := uint16(1)
+	if os.Getuid() != os.Getgid() {
+		wantIDs = 2
+	}
+	const uncompressed = flagNoInodeComp | flagNoDataComp | flagNoFragComp | flagNoFragments | flagNoXattrComp | flagNoIDComp
+	for _, tt := range []struct {
+		name     string
+		opts     WriterOptions
+		wantComp Compression
+		wantFlag uint16
+	}{
+		{name: "uncompressed", wantComp: Gzip, wantFlag: uncompressed | flagNoXattrs},
+		{name: "zstd", opts: WriterOptions{Compression: Zstd}, wantComp: Zstd, wantFlag: flagNoXattrs},
+		{name: "gzip", opts: WriterOptions{Compression: Gzip, BlockSize: 1 << 16}, wantComp: Gzip, wantFlag: flagNoXattrs},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			img := writeTestImage(t, src, tt.opts)
+			sb := readSuperblock(t, img)
+			bs := tt.opts.BlockSize
+			if bs == 0 {
+				bs = DefaultBlockSize
+			}
+			if sb.Compression != uint16(tt.wantComp) || sb.Flags != tt.wantFlag || sb.BlockSize != bs || sb.InodeCount != 3 ||
+				sb.ExportTableStart != invalidTableStart || sb.XattrIDTableStart != invalidTableStart || sb.IDCount != wantIDs {
+				t.Errorf("superblock = %+v, want compression %d, flags %#x, block size %d, 3 inodes, %d ids, no export or xattr table",
+					sb, tt.wantComp, tt.wantFlag, bs, wantIDs)
+			}
+			st, err := os.Stat(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sb.BytesUsed > uint64(st.Size()) || uint64(st.Size())-sb.BytesUsed >= 4096 {
+				t.Errorf("bytes used = %d in an image of %d bytes, want padding to 4096 only", sb.BytesUsed, st.Size())
+			}
+		})
+	}
+}
+
+func TestWriteDirErrors(t *testing.T) {
+	src := t.TempDir()
+	file := filepath.Join(src, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		dir  string
+		opts WriterOptions
+	}{
+		{name: "lz4", dir: src, opts: WriterOptions{Compression: LZ4}},
+		{name: "block-size-not-power-of-two", dir: src, opts: WriterOptions{BlockSize: 100000}},
+		{name: "block-size-too-large", dir: src, opts: WriterOptions{BlockSize: 2 << 20}},
+		{name: "zstd-level", dir: src, opts: WriterOptions{Compression: Zstd, Level: 23}},
+		{name: "gzip-level", dir: src, opts: WriterOptions{Compression: Gzip, Level: 10}},
+		{name: "missing-dir", dir: filepath.Join(src, "missing")},
+		{name: "not-a-dir", dir: file},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := os.Create(filepath.Join(t.TempDir(), "image"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := WriteDir(f, tt.dir, tt.opts); err == nil {
+				t.Errorf("WriteDir(%s, %+v) = nil, want an error", tt.dir, tt.opts)
+			}
+		})
+	}
+}
+
+func TestWriteDirSkipsOutput(t *testing.T) {
+	distritest.NeedRoot(t)
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("f"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(src, "image.squashfs")
+	f, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := WriteDir(f, src, WriterOptions{}); err != nil {
+		t.Fatalf("WriteDir(%s, {}) = %v, want nil", src, err)
+	}
+	mnt := distritest.MountSquashfs(t, img)
+	ents, err := os.ReadDir(mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != "f" {
+		t.Errorf("image holds %v, want only f", ents)
+	}
+}
+
+func TestWriterEncodeDev(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		major, minor uint32
+		want         uint32
+	}{
+		{name: "null", major: 1, minor: 3, want: 0x103},
+		{name: "large-minor", major: 259, minor: 300, want: 0x2c | 259<<8 | 0x100<<12},
+		{name: "max", major: 4095, minor: 1<<20 - 1, want: 0xffffffff},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := encodeDev(unix.Mkdev(tt.major, tt.minor)); got != tt.want {
+				t.Errorf("encodeDev(%d:%d) = %#x, want %#x", tt.major, tt.minor, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWriterMetaBlocks(t *testing.T) {
+	m := newMetaWriter(nil)
+	rec := bytes.Repeat([]byte{7}, 3000)
+	var refs []uint64
+	for range 6 {
+		refs = append(refs, m.ref())
+		m.write(rec)
+	}
+	m.flush()
+	// Stored uncompressed, every block is 8192 bytes behind a 2-byte word.
+	want := []uint64{0, 3000, 6000, 8194<<16 | 808, 8194<<16 | 3808, 8194<<16 | 6808}
+	for i := range want {
+		if refs[i] != want[i] {
+			t.Errorf("ref of record %d = %#x, want %#x", i, refs[i], want[i])
+		}
+	}
+	if got, want := len(m.out), 2+8192+2+8192+2+1616; got != want {
+		t.Errorf("len(out) = %d, want %d", got, want)
+	}
+	if got, want := m.out[0:2], []byte{0x00, 0xa0}; !bytes.Equal(got, want) {
+		t.Errorf("first length word = %x, want %x (8192 | uncompressed)", got, want)
+	}
+}

@@ -1,0 +1,358 @@
+// Package store manages a package store, the folder (<root>/roimg) that
+// holds installed packages as <full>.squashfs plus <full>.meta.textproto
+// and that distri-fuse serves under /ro.
+//
+// # Layout
+//
+//	<full>.squashfs, <full>.meta.textproto   a package
+//	.lock                                    flock(2)ed by every writer
+//	.staging/<random>/                       files of a transaction in progress
+//	installed                                the explicitly installed set, one name a line
+//
+// # Rules
+//
+//   - A package is visible only whole: it is in the store exactly when
+//     its meta file is, and then its image is too. [Txn.Commit] renames
+//     every image into place, fsyncs the directory, then renames the
+//     metas and fsyncs again; the meta is the commit point. [Store.Remove]
+//     deletes the meta first. An image without a meta (a commit killed
+//     half way) is not a package; committing that package again replaces
+//     it and [Store.GC] deletes it.
+//   - Writers hold the store lock ([Store.Lock]) for their whole run, so
+//     concurrent installs run one after the other and none loses the
+//     other's work. The staging folder belongs to the lock holder: a new
+//     holder deletes what a killed one left there.
+//   - Files the store does not recognise are left alone.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"distri.dev/distri/lib/pb"
+	"distri.dev/distri/lib/pkgname"
+)
+
+// Names of the store's own files.
+const (
+	LockFile      = ".lock"
+	StagingDir    = ".staging"
+	InstalledFile = "installed"
+)
+
+const (
+	imageSuffix = ".squashfs"
+	metaSuffix  = ".meta.textproto"
+)
+
+// Store is an opened package store.
+type Store struct {
+	dir string
+}
+
+// Open opens the store in dir (e.g. /mnt/roimg), creating the folder if
+// it does not exist.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Dir returns the store's folder.
+func (s *Store) Dir() string { return s.dir }
+
+// ImagePath returns the path of the image of package full.
+func (s *Store) ImagePath(full string) string { return filepath.Join(s.dir, full+imageSuffix) }
+
+// MetaPath returns the path of the meta file of package full.
+func (s *Store) MetaPath(full string) string { return filepath.Join(s.dir, full+metaSuffix) }
+
+// Lock is a held store lock.
+type Lock struct {
+	f *os.File
+}
+
+// Lock takes the store's exclusive lock, waiting while another process
+// holds it (waiting, if not nil, is called once when that happens) until
+// ctx is done. It then deletes whatever a previous holder left in
+// staging.
+func (s *Store) Lock(ctx context.Context, waiting func()) (*Lock, error) {
+	f, err := os.OpenFile(filepath.Join(s.dir, LockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock store: %w", err)
+	}
+	for delay := 5 * time.Millisecond; ; {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("lock store %s: %w", s.dir, err)
+		}
+		if waiting != nil {
+			waiting()
+			waiting = nil
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("lock store %s: %w", s.dir, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 100*time.Millisecond)
+	}
+	if err := os.RemoveAll(filepath.Join(s.dir, StagingDir)); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock store: clean staging: %w", err)
+	}
+	return &Lock{f: f}, nil
+}
+
+// Unlock releases the lock.
+func (l *Lock) Unlock() error {
+	return l.f.Close() // closing the last descriptor drops the flock
+}
+
+// List returns the packages in the store, sorted by name.
+func (s *Store) List() ([]pkgname.Name, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list store: %w", err)
+	}
+	have := map[string]bool{}
+	for _, e := range ents {
+		have[e.Name()] = true
+	}
+	var out []pkgname.Name
+	for _, e := range ents {
+		full, ok := strings.CutSuffix(e.Name(), metaSuffix)
+		if !ok || !have[full+imageSuffix] {
+			continue
+		}
+		n, err := pkgname.Parse(full)
+		if err != nil || n.String() != full {
+			continue
+		}
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b pkgname.Name) int { return strings.Compare(a.String(), b.String()) })
+	return out, nil
+}
+
+// Has reports whether package full is in the store (whole).
+func (s *Store) Has(full string) bool {
+	if _, err := os.Stat(s.MetaPath(full)); err != nil {
+		return false
+	}
+	_, err := os.Stat(s.ImagePath(full))
+	return err == nil
+}
+
+// Meta reads the meta file of package full.
+func (s *Store) Meta(full string) (*pb.Meta, error) {
+	return pb.ReadMetaFile(s.MetaPath(full))
+}
+
+// Txn stages packages and commits them into the store.
+type Txn struct {
+	s       *Store
+	dir     string
+	pkgs    []string
+	created []string
+}
+
+// Begin starts a transaction; l must be the store's held lock.
+func (s *Store) Begin(l *Lock) (*Txn, error) {
+	if l == nil || l.f == nil {
+		return nil, errors.New("begin: store not locked")
+	}
+	staging := filepath.Join(s.dir, StagingDir)
+	if err := os.MkdirAll(staging, 0o755); err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	dir, err := os.MkdirTemp(staging, "txn-")
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	return &Txn{s: s, dir: dir}, nil
+}
+
+// Dir returns the transaction's staging folder.
+func (t *Txn) Dir() string { return t.dir }
+
+// ImagePath and MetaPath name where package full's files go in staging.
+func (t *Txn) ImagePath(full string) string { return filepath.Join(t.dir, full+imageSuffix) }
+
+// MetaPath returns the staging path of package full's meta file.
+func (t *Txn) MetaPath(full string) string { return filepath.Join(t.dir, full+metaSuffix) }
+
+// Add marks package full, whose image and meta are in staging, for commit.
+func (t *Txn) Add(full string) {
+	t.pkgs = append(t.pkgs, full)
+}
+
+// Commit moves the added packages into the store: it fsyncs every staged
+// file, renames the images into place, fsyncs the store directory, then
+// renames the metas and fsyncs again. Packages already whole in the store
+// are left as they are. The staging folder is removed.
+func (t *Txn) Commit() error {
+	defer t.Abort()
+	var todo []string
+	for _, full := range t.pkgs {
+		if t.s.Has(full) {
+			continue
+		}
+		for _, p := range []string{t.ImagePath(full), t.MetaPath(full)} {
+			if err := syncFile(p); err != nil {
+				return fmt.Errorf("commit %s: %w", full, err)
+			}
+		}
+		todo = append(todo, full)
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	for _, full := range todo {
+		if err := os.Rename(t.ImagePath(full), t.s.ImagePath(full)); err != nil {
+			return fmt.Errorf("commit %s: %w", full, err)
+		}
+	}
+	if err := syncDir(t.s.dir); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	for _, full := range todo {
+		if err := os.Rename(t.MetaPath(full), t.s.MetaPath(full)); err != nil {
+			return fmt.Errorf("commit %s: %w", full, err)
+		}
+	}
+	if err := syncDir(t.s.dir); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Abort deletes the staging folder and whatever is in it. It is safe to
+// call after Commit.
+func (t *Txn) Abort() error {
+	return os.RemoveAll(t.dir)
+}
+
+func syncFile(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Remove deletes packages from the store, each meta before its image so
+// that a package is never seen half there. l must be the held lock. A
+// package that is not there is no error.
+func (s *Store) Remove(l *Lock, fulls ...string) error {
+	if l == nil || l.f == nil {
+		return errors.New("remove: store not locked")
+	}
+	for _, full := range fulls {
+		if err := os.Remove(s.MetaPath(full)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", full, err)
+		}
+	}
+	if err := syncDir(s.dir); err != nil {
+		return fmt.Errorf("remove: %w", err)
+	}
+	for _, full := range fulls {
+		if err := os.Remove(s.ImagePath(full)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", full, err)
+		}
+	}
+	return nil
+}
+
+// Installed returns the explicitly installed set: names as they were asked
+// for, e.g. bash-amd64 (follows updates) or bash-amd64-5.2.15-3 (pinned).
+// A store without the file returns an error wrapping fs.ErrNotExist.
+func (s *Store) Installed() ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, InstalledFile))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// SetInstalled replaces the explicitly installed set (sorted, without
+// duplicates), atomically. l must be the held lock.
+func (s *Store) SetInstalled(l *Lock, names []string) error {
+	if l == nil || l.f == nil {
+		return errors.New("set installed: store not locked")
+	}
+	names = slices.Clone(names)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	var b strings.Builder
+	b.WriteString("# explicitly installed packages (distri-install); one name a line\n")
+	for _, n := range names {
+		b.WriteString(n + "\n")
+	}
+	return WriteFileAtomic(filepath.Join(s.dir, InstalledFile), []byte(b.String()), 0o644)
+}
+
+// WriteFileAtomic writes b to path through a synced temporary file in
+// the same folder that is renamed over path.
+func WriteFileAtomic(path string, b []byte, mode os.FileMode) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
