@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"distri.dev/distri/lib/exchange"
 	"distri.dev/distri/lib/pb"
 	"distri.dev/distri/lib/pkgname"
 	"distri.dev/distri/lib/squashfs"
@@ -62,6 +63,11 @@ func Pack(opts Options) (string, error) {
 	}
 	if meta.SourcePkg == nil {
 		meta.SourcePkg = new(name.Pkg)
+	}
+	// What the package adds to /ro/bin, /ro/lib, …, so that serving /ro
+	// needs the meta only, not a walk of the image.
+	if meta.Provides, err = exchange.Paths(os.DirFS(opts.Dir)); err != nil {
+		return "", fmt.Errorf("list exchange paths of %s: %w", opts.Dir, err)
 	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return "", err

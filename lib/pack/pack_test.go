@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"distri.dev/distri/lib/distritest"
 	"distri.dev/distri/lib/pb"
 )
@@ -30,6 +32,9 @@ func TestPack(t *testing.T) {
 	}
 	if got, want := meta.GetSourcePkg(), "rich"; got != want {
 		t.Errorf("meta source_pkg = %q, want %q", got, want)
+	}
+	if len(meta.GetProvides()) != 0 {
+		t.Errorf("meta provides = %q, want none: the tree has no exchange directories", meta.GetProvides())
 	}
 	entries, err := os.ReadDir(out)
 	if err != nil {
@@ -76,5 +81,32 @@ func TestPackErrors(t *testing.T) {
 				t.Errorf("a failed Pack left %d entries in the output directory", len(entries))
 			}
 		})
+	}
+}
+
+func TestPackProvides(t *testing.T) {
+	src := t.TempDir()
+	for _, p := range []string{"bin/hello", "out/bin/hello", "out/lib/libhello.so.1", "out/share/man/man1/hello.1", "etc/hello.conf"} {
+		if err := os.MkdirAll(filepath.Join(src, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, p), []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("libhello.so.1", filepath.Join(src, "out/lib/libhello.so")); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if _, err := Pack(Options{Name: "hello-amd64-2.12-1", Dir: src, OutDir: out}); err != nil {
+		t.Fatal(err)
+	}
+	meta, err := pb.ReadMetaFile(filepath.Join(out, "hello-amd64-2.12-1.meta.textproto"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"bin/hello", "lib/libhello.so", "lib/libhello.so.1", "share/man/man1/hello.1"}
+	if diff := cmp.Diff(want, meta.GetProvides()); diff != "" {
+		t.Errorf("meta provides mismatch (-want +got):\n%s", diff)
 	}
 }

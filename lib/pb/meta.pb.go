@@ -39,7 +39,13 @@ type Meta struct {
 	// Per-package union directories; pkg is a full name here.
 	RuntimeUnion []*Union `protobuf:"bytes,4,rep,name=runtime_union,json=runtimeUnion" json:"runtime_union,omitempty"`
 	// Opaque digest of the build inputs, used to find stale packages.
-	InputDigest   *string `protobuf:"bytes,5,opt,name=input_digest,json=inputDigest" json:"input_digest,omitempty"`
+	InputDigest *string `protobuf:"bytes,5,opt,name=input_digest,json=inputDigest" json:"input_digest,omitempty"`
+	// The paths this package contributes to the exchange directories
+	// (/ro/bin, /ro/lib, ...), relative to /ro and sorted: every
+	// non-directory entry under the image's exchange directories, e.g.
+	// bin/bash, lib/libz.so.1. Written when the package is made, so that
+	// serving /ro reads this file instead of walking the image.
+	Provides      []string `protobuf:"bytes,6,rep,name=provides" json:"provides,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -109,12 +115,19 @@ func (x *Meta) GetInputDigest() string {
 	return ""
 }
 
+func (x *Meta) GetProvides() []string {
+	if x != nil {
+		return x.Provides
+	}
+	return nil
+}
+
 var File_meta_proto protoreflect.FileDescriptor
 
 const file_meta_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"meta.proto\x12\x06distri\x1a\vbuild.proto\"\xb7\x01\n" +
+	"meta.proto\x12\x06distri\x1a\vbuild.proto\"\xd3\x01\n" +
 	"\x04Meta\x12\x1f\n" +
 	"\vruntime_dep\x18\x01 \x03(\tR\n" +
 	"runtimeDep\x12\x1d\n" +
@@ -122,7 +135,8 @@ const file_meta_proto_rawDesc = "" +
 	"source_pkg\x18\x02 \x01(\tR\tsourcePkg\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x122\n" +
 	"\rruntime_union\x18\x04 \x03(\v2\r.distri.UnionR\fruntimeUnion\x12!\n" +
-	"\finput_digest\x18\x05 \x01(\tR\vinputDigestB\x1aZ\x18distri.dev/distri/lib/pb"
+	"\finput_digest\x18\x05 \x01(\tR\vinputDigest\x12\x1a\n" +
+	"\bprovides\x18\x06 \x03(\tR\bprovidesB\x1aZ\x18distri.dev/distri/lib/pb"
 
 var (
 	file_meta_proto_rawDescOnce sync.Once

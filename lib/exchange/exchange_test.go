@@ -1,0 +1,66 @@
+package exchange
+
+import (
+	"testing"
+	"testing/fstest"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestPaths(t *testing.T) {
+	fsys := fstest.MapFS{
+		"bin/bash":                    {Data: []byte("wrapper")},
+		"out/bin/bash":                {Data: []byte("ELF")},
+		"out/lib/libz.so.1":           {Data: []byte("ELF")},
+		"out/lib/pkgconfig/zlib.pc":   {Data: []byte("pc")},
+		"out/lib64":                   {Data: []byte("lib"), Mode: 0o777 | 1<<27}, // a symlink: not merged
+		"out/share/man/man1/bash.1":   {Data: []byte("man")},
+		"out/sbin/agetty":             {Data: []byte("ELF")},
+		"out/libexec/helper":          {Data: []byte("ELF")},
+		"out/etc-not-exchanged/x":     {Data: []byte("x")},
+		"etc/bash.bashrc":             {Data: []byte("rc")},
+		"out/include/zlib.h":          {Data: []byte("h")},
+		"out/share/empty/.keep":       {Data: nil},
+		"out/lib/girepository-1.0/.x": {Data: nil},
+	}
+	got, err := Paths(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"bin/bash",
+		"include/zlib.h",
+		"lib/girepository-1.0/.x",
+		"lib/libz.so.1",
+		"lib/pkgconfig/zlib.pc",
+		"libexec/helper",
+		"sbin/agetty",
+		"share/empty/.keep",
+		"share/man/man1/bash.1",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Paths() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestImagePath(t *testing.T) {
+	for _, tt := range []struct {
+		name, in, want string
+		ok             bool
+	}{
+		{name: "bin", in: "bin/bash", want: "bin/bash", ok: true},
+		{name: "lib", in: "lib/libz.so.1", want: "out/lib/libz.so.1", ok: true},
+		{name: "nested", in: "lib/pkgconfig/zlib.pc", want: "out/lib/pkgconfig/zlib.pc", ok: true},
+		{name: "lib64 is not lib", in: "lib64/ld-linux-x86-64.so.2", want: "out/lib64/ld-linux-x86-64.so.2", ok: true},
+		{name: "directory itself", in: "share", want: "out/share", ok: true},
+		{name: "not exchanged", in: "etc/passwd", ok: false},
+		{name: "prefix only", in: "binaries/x", ok: false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := ImagePath(tt.in)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("ImagePath(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}

@@ -1,0 +1,102 @@
+// Package fusectl is the control protocol between the programs that
+// change a package store and the distri-fuse daemon serving it.
+//
+// The daemon listens on the unix socket <root>/run/distri-fuse.sock
+// ([SocketPath]). A client connects and writes one command line; the
+// daemon answers one line, "ok" or "error: <message>", and closes the
+// connection. The only command is "rescan": re-read the store, answering
+// once /ro shows what the store holds.
+//
+// [Rescan] is a no-op when no daemon listens (no socket, or a stale one),
+// so installing into a root without a running distri-fuse just works.
+// [Serve] is the daemon's side.
+package fusectl
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// SocketPath returns the control socket of the distri-fuse serving the
+// store of root, e.g. /mnt/run/distri-fuse.sock.
+func SocketPath(root string) string {
+	return filepath.Join(root, "run", "distri-fuse.sock")
+}
+
+// Rescan asks the daemon for root to rescan its store and waits for its
+// answer (at most 30 s). It returns nil when no daemon is listening.
+func Rescan(ctx context.Context, root string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", SocketPath(root))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil
+		}
+		return fmt.Errorf("rescan: %w", err)
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	conn.SetDeadline(deadline)
+	if _, err := conn.Write([]byte("rescan\n")); err != nil {
+		return fmt.Errorf("rescan: %w", err)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("rescan: no answer from %s: %w", SocketPath(root), err)
+	}
+	line = strings.TrimSpace(line)
+	if line != "ok" {
+		return fmt.Errorf("rescan: %s", strings.TrimPrefix(line, "error: "))
+	}
+	return nil
+}
+
+// Serve answers commands on ln until ctx is done, calling rescan for
+// each "rescan". Unknown commands get an error answer.
+func Serve(ctx context.Context, ln net.Listener, rescan func(context.Context) error) error {
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("fusectl: %w", err)
+		}
+		go func() {
+			defer conn.Close()
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			line, err := bufio.NewReader(conn).ReadString('\n')
+			if err != nil {
+				return
+			}
+			conn.SetReadDeadline(time.Time{})
+			var reply string
+			switch cmd := strings.TrimSpace(line); cmd {
+			case "rescan":
+				if err := rescan(ctx); err != nil {
+					reply = "error: " + strings.ReplaceAll(err.Error(), "\n", " ")
+				} else {
+					reply = "ok"
+				}
+			default:
+				reply = fmt.Sprintf("error: unknown command %q", cmd)
+			}
+			conn.Write([]byte(reply + "\n"))
+		}()
+	}
+}

@@ -1,0 +1,460 @@
+// Package repo is the client of a distri repository (docs/repository.md):
+// it fetches the index and its signature and verifies them, and fetches
+// package files, checking every byte against the size and sha256 the
+// signed index gives.
+//
+// A repository is an http:// or https:// URL, or a local folder (a path
+// or a file:// URL); either way its files are under pkg/.
+//
+// # Transport
+//
+// Requests carry Accept-Encoding: zstd, gzip and are decoded by their
+// Content-Encoding (Go's own transparent gzip is off, so the encoded bytes
+// can be resumed). A connection that fails mid-body is resumed with a
+// Range request for the rest of the same representation, guarded by
+// If-Range on its ETag; a server that answers with anything but that
+// range restarts the file. Each file gets a bounded number of attempts.
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"google.golang.org/protobuf/proto"
+
+	"distri.dev/distri/lib/minisign"
+	"distri.dev/distri/lib/pb"
+)
+
+// Files of a repository, relative to its pkg/ folder.
+const (
+	IndexFile     = "index"
+	SignatureFile = "index.minisig"
+)
+
+// maxIndexSize bounds what is read as an index or signature.
+const maxIndexSize = 1 << 30
+
+// Options says which repository to use and how.
+type Options struct {
+	// URL is the repository: http://host:port/path, https://…, file:///srv/distri
+	// or a local folder such as repo/.
+	URL string
+	// Keys are the trusted public keys; the index must be signed by one.
+	Keys []minisign.PublicKey
+	// Client makes the HTTP requests; nil means one made by [NewClient].
+	// Share one between repositories to reuse connections.
+	Client *http.Client
+	// Attempts is how often one file is tried (the first try included)
+	// before failing; 0 means 5.
+	Attempts int
+	// RetryDelay is the wait before the first retry, doubled after each;
+	// 0 means 100ms.
+	RetryDelay time.Duration
+}
+
+// Repo is a repository client.
+type Repo struct {
+	opts  Options
+	base  *url.URL // nil for a local folder
+	local string   // the local folder's pkg/
+}
+
+// NewClient returns an HTTP client for repositories: it keeps up to
+// conns idle connections per host, and does not decode gzip by itself.
+func NewClient(conns int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DisableCompression = true
+	t.MaxIdleConnsPerHost = max(conns, 2)
+	t.ResponseHeaderTimeout = 60 * time.Second
+	return &http.Client{Transport: t}
+}
+
+// New returns a client for the repository opts.URL.
+func New(opts Options) (*Repo, error) {
+	if len(opts.Keys) == 0 {
+		return nil, fmt.Errorf("repository %s: no trusted public key", opts.URL)
+	}
+	if opts.Attempts <= 0 {
+		opts.Attempts = 5
+	}
+	if opts.RetryDelay <= 0 {
+		opts.RetryDelay = 100 * time.Millisecond
+	}
+	r := &Repo{opts: opts}
+	switch {
+	case strings.HasPrefix(opts.URL, "http://"), strings.HasPrefix(opts.URL, "https://"):
+		u, err := url.Parse(strings.TrimSuffix(opts.URL, "/") + "/pkg/")
+		if err != nil {
+			return nil, fmt.Errorf("repository %s: %w", opts.URL, err)
+		}
+		r.base = u
+		if r.opts.Client == nil {
+			r.opts.Client = NewClient(8)
+		}
+	case strings.HasPrefix(opts.URL, "file://"):
+		r.local = filepath.Join(strings.TrimPrefix(opts.URL, "file://"), "pkg")
+	case strings.Contains(opts.URL, "://"):
+		return nil, fmt.Errorf("repository %s: unsupported scheme (want http, https, file or a path)", opts.URL)
+	default:
+		r.local = filepath.Join(opts.URL, "pkg")
+	}
+	return r, nil
+}
+
+// String returns the repository's URL as given.
+func (r *Repo) String() string { return r.opts.URL }
+
+// Index fetches the index and its signature, verifies the signature
+// against the trusted keys, and returns the index.
+func (r *Repo) Index(ctx context.Context) (*pb.Index, error) {
+	var idx, sig bytes.Buffer
+	if err := r.fetch(ctx, IndexFile, &idx, -1, nil); err != nil {
+		return nil, fmt.Errorf("repository %s: %w", r, err)
+	}
+	if err := r.fetch(ctx, SignatureFile, &sig, -1, nil); err != nil {
+		return nil, fmt.Errorf("repository %s: %w", r, err)
+	}
+	if _, err := minisign.Verify(bytes.NewReader(idx.Bytes()), sig.Bytes(), r.opts.Keys...); err != nil {
+		return nil, fmt.Errorf("repository %s: %s: %w", r, IndexFile, err)
+	}
+	var out pb.Index
+	if err := proto.Unmarshal(idx.Bytes(), &out); err != nil {
+		return nil, fmt.Errorf("repository %s: %s: %w", r, IndexFile, err)
+	}
+	return &out, nil
+}
+
+// DigestError says a fetched file is not what the signed index says.
+type DigestError struct {
+	File       string // e.g. hello-amd64-2.12-9.squashfs
+	WantSize   int64
+	GotSize    int64 // -1: more than WantSize
+	WantSHA256 string
+	GotSHA256  string // empty when the size was already wrong
+}
+
+func (e *DigestError) Error() string {
+	if e.GotSHA256 == "" || e.GotSize != e.WantSize {
+		got := strconv.FormatInt(e.GotSize, 10)
+		if e.GotSize < 0 {
+			got = "more than " + strconv.FormatInt(e.WantSize, 10)
+		}
+		return fmt.Sprintf("%s: got %s bytes, the signed index says %d (sha256 %s)", e.File, got, e.WantSize, e.WantSHA256)
+	}
+	return fmt.Sprintf("%s: sha256 is %s, the signed index says %s", e.File, e.GotSHA256, e.WantSHA256)
+}
+
+// Fetch writes the repository's file name (e.g.
+// hello-amd64-2.12-9.squashfs) to dst, a new file, and checks that it
+// has size bytes with the given sha256 (lowercase hex). progress, if not
+// nil, is called with the number of bytes written as they arrive
+// (negative when a retry starts the file over). The file is synced
+// before Fetch returns; on error it is removed.
+func (r *Repo) Fetch(ctx context.Context, name string, size int64, sha string, dst string, progress func(int64)) (err error) {
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", name, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(dst)
+		}
+	}()
+	v := &verifier{w: f, h: sha256.New(), limit: size, progress: progress}
+	if err := r.fetch(ctx, name, v, size, v.reset); err != nil {
+		return fmt.Errorf("fetch %s: %w", name, err)
+	}
+	if got := hex.EncodeToString(v.h.Sum(nil)); v.n != size || got != sha {
+		return &DigestError{File: name, WantSize: size, GotSize: v.n, WantSHA256: sha, GotSHA256: got}
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fetch %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("fetch %s: %w", name, err)
+	}
+	return nil
+}
+
+// verifier hashes and counts what it writes and refuses to write past
+// limit.
+type verifier struct {
+	w        *os.File
+	h        hash.Hash
+	n, limit int64
+	progress func(int64)
+}
+
+var errTooLong = errors.New("longer than the index says")
+
+func (v *verifier) Write(p []byte) (int, error) {
+	if v.n+int64(len(p)) > v.limit {
+		return 0, errTooLong
+	}
+	n, err := v.w.Write(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	if v.progress != nil && n > 0 {
+		v.progress(int64(n))
+	}
+	return n, err
+}
+
+// reset starts over, for a retry that cannot resume.
+func (v *verifier) reset() error {
+	if v.progress != nil && v.n > 0 {
+		v.progress(-v.n)
+	}
+	v.n = 0
+	v.h.Reset()
+	if err := v.w.Truncate(0); err != nil {
+		return err
+	}
+	_, err := v.w.Seek(0, io.SeekStart)
+	return err
+}
+
+// fetch copies the file name to w, retrying as the package doc says.
+// size is the expected decoded size (-1: unknown, then at most
+// maxIndexSize). restart, if not nil, is called before a try that starts
+// the file over; with a nil restart, w must be a *bytes.Buffer.
+func (r *Repo) fetch(ctx context.Context, name string, w io.Writer, size int64, restart func() error) error {
+	if restart == nil {
+		buf := w.(*bytes.Buffer)
+		lw := &limitWriter{w: buf, n: maxIndexSize}
+		restart = func() error { buf.Reset(); lw.n = maxIndexSize; return nil }
+		w = lw
+	}
+	var err error
+	if r.base == nil {
+		err = r.copyLocal(name, w)
+	} else {
+		err = r.fetchHTTP(ctx, name, w, restart)
+	}
+	if errors.Is(err, errTooLong) {
+		return &DigestError{File: name, WantSize: size, GotSize: -1}
+	}
+	return err
+}
+
+func (r *Repo) fetchHTTP(ctx context.Context, name string, w io.Writer, restart func() error) error {
+	var err error
+	delay := r.opts.RetryDelay
+	attempts := r.opts.Attempts
+	for attempt := 1; ; attempt++ {
+		if attempt > 1 {
+			if rerr := restart(); rerr != nil {
+				return rerr
+			}
+		}
+		var used int
+		used, err = r.try(ctx, name, w, attempts-attempt)
+		attempt += used
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || errors.Is(err, errTooLong) || errors.Is(err, errNotFound) || attempt >= attempts {
+			return err
+		}
+		if err := sleep(ctx, delay); err != nil {
+			return err
+		}
+		delay *= 2
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+func (r *Repo) copyLocal(name string, w io.Writer) error {
+	f, err := os.Open(filepath.Join(r.local, name))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
+}
+
+var errNotFound = errors.New("not found")
+
+// try makes one GET of name (plus Range resumptions, up to resumes of
+// them) and decodes it into w. It returns how many resumptions it used.
+func (r *Repo) try(ctx context.Context, name string, w io.Writer, resumes int) (int, error) {
+	u := r.base.ResolveReference(&url.URL{Path: name})
+	body := &resumer{ctx: ctx, r: r, url: u.String(), resumes: resumes}
+	resp, err := body.get(nil)
+	if err != nil {
+		return 0, err
+	}
+	body.resp = resp
+	body.etag = resp.Header.Get("ETag")
+	body.encoding = resp.Header.Get("Content-Encoding")
+	defer func() { body.resp.Body.Close() }()
+	var src io.Reader = body
+	switch body.encoding {
+	case "", "identity":
+	case "zstd":
+		d, err := zstd.NewReader(body, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return body.used, fmt.Errorf("GET %s: %w", body.url, err)
+		}
+		defer d.Close()
+		src = d
+	case "gzip":
+		g, err := gzip.NewReader(body)
+		if err != nil {
+			return body.used, fmt.Errorf("GET %s: %w", body.url, err)
+		}
+		src = g
+	default:
+		return body.used, fmt.Errorf("GET %s: unsupported Content-Encoding %q", body.url, body.encoding)
+	}
+	if _, err := io.Copy(w, src); err != nil {
+		return body.used, err
+	}
+	return body.used, nil
+}
+
+// resumer is the body of one representation of a file. When the
+// connection fails it asks for the rest with a Range request.
+type resumer struct {
+	ctx      context.Context
+	r        *Repo
+	url      string
+	resp     *http.Response
+	etag     string
+	encoding string
+	off      int64 // bytes of the representation read so far
+	resumes  int   // resumptions left
+	used     int
+	pending  error
+}
+
+func (b *resumer) get(hdr http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(b.ctx, http.MethodGet, b.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept-Encoding", "zstd, gzip")
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := b.r.opts.Client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK && hdr == nil, resp.StatusCode == http.StatusPartialContent && hdr != nil:
+		return resp, nil
+	case resp.StatusCode == http.StatusNotFound:
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s: %w", b.url, resp.Status, errNotFound)
+	}
+	resp.Body.Close()
+	return nil, fmt.Errorf("GET %s: %s", b.url, resp.Status)
+}
+
+func (b *resumer) Read(p []byte) (int, error) {
+	if b.pending != nil {
+		err := b.pending
+		b.pending = nil
+		if err2 := b.resume(err); err2 != nil {
+			return 0, err2
+		}
+	}
+	n, err := b.resp.Body.Read(p)
+	b.off += int64(n)
+	if err == nil || err == io.EOF {
+		return n, err
+	}
+	if n > 0 {
+		b.pending = err
+		return n, nil
+	}
+	if err2 := b.resume(err); err2 != nil {
+		return 0, err2
+	}
+	return b.Read(p)
+}
+
+// resume replaces the failed response with one for the rest.
+func (b *resumer) resume(cause error) error {
+	if b.ctx.Err() != nil {
+		return b.ctx.Err()
+	}
+	if b.resumes <= 0 || b.etag == "" {
+		return fmt.Errorf("GET %s: %w", b.url, cause)
+	}
+	b.resumes--
+	b.used++
+	b.resp.Body.Close()
+	if err := sleep(b.ctx, b.r.opts.RetryDelay); err != nil {
+		return err
+	}
+	hdr := http.Header{}
+	hdr.Set("Range", fmt.Sprintf("bytes=%d-", b.off))
+	hdr.Set("If-Range", b.etag)
+	resp, err := b.get(hdr)
+	if err != nil {
+		return fmt.Errorf("resume after %v: %w", cause, err)
+	}
+	start, ok := rangeStart(resp.Header.Get("Content-Range"))
+	if !ok || start != b.off || resp.Header.Get("Content-Encoding") != b.encoding || resp.Header.Get("ETag") != b.etag {
+		resp.Body.Close()
+		return fmt.Errorf("GET %s: resume after %v: the server sent another representation", b.url, cause)
+	}
+	b.resp = resp
+	return nil
+}
+
+// rangeStart parses the first byte position of "bytes 10-99/100".
+func rangeStart(cr string) (int64, bool) {
+	s, ok := strings.CutPrefix(cr, "bytes ")
+	if !ok {
+		return 0, false
+	}
+	s, _, ok = strings.Cut(s, "-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+// limitWriter fails writes past n bytes.
+type limitWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.n {
+		return 0, errTooLong
+	}
+	l.n -= int64(len(p))
+	return l.w.Write(p)
+}
