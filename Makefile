@@ -12,8 +12,9 @@ BIN := bin
 CMDS := distri distri-build distri-install distri-fuse distri-mkimage distri-init distri-mirror
 
 # Debian packages: squashfs-tools and squashfuse are the peers of
-# lib/squashfs; fuse3 gives fusermount3; util-linux mounts loop devices.
-DEBS := squashfs-tools squashfuse fuse3 util-linux xz-utils zstd lz4
+# lib/squashfs; fuse3 gives fusermount3; util-linux mounts loop devices;
+# minisign and nginx are the peers of distri-mirror, cryptsetup of lib/luks.
+DEBS := squashfs-tools squashfuse fuse3 util-linux xz-utils zstd lz4 minisign nginx-light cryptsetup-bin
 
 # How long CI fuzzes the SquashFS reader.
 FUZZTIME ?= 30s

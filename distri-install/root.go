@@ -1,21 +1,122 @@
 // Command distri-install installs distri packages with their dependency
-// closure from signed repositories into a package store (/roimg).
+// closure from signed repositories into the package store of a root
+// (<root>/roimg), and updates, removes, garbage-collects and lists them.
+// docs/repository.md describes repositories, the store and /etc handling.
 package main
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"os"
+
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/sys/unix"
 
 	"distri.dev/distri/lib/cli"
+	"distri.dev/distri/lib/install"
 )
 
+// globalOpts are the flags every verb takes.
+type globalOpts struct {
+	root    string
+	repos   []string
+	pubkeys []string
+	jobs    int
+	verbose bool
+}
+
+func (o *globalOpts) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.root, "root", "/", "root file system to install into; the store is ROOT/roimg")
+	fs.StringArrayVar(&o.repos, "repo", nil, "repository URL or folder (repeatable; default: ROOT/etc/distri/repos.d/*.repo)")
+	fs.StringArrayVar(&o.pubkeys, "pubkey", nil, "public key trusted to sign indexes (repeatable; default: ROOT/etc/distri/keys/*.pub)")
+	fs.IntVarP(&o.jobs, "jobs", "j", 8, "files to download at once")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "say more on stderr")
+}
+
+// installer makes the installer the flags describe.
+func (o *globalOpts) installer(stdio cli.Stdio) (*install.Installer, error) {
+	return install.New(install.Options{
+		Root:        o.root,
+		Repos:       o.repos,
+		PubKeyFiles: o.pubkeys,
+		Jobs:        o.jobs,
+		Log:         log.New(stdio.Err, "distri-install: ", 0),
+		Progress:    terminal(stdio.Err),
+	})
+}
+
+// terminal returns w if it is a terminal, else nil.
+func terminal(w io.Writer) io.Writer {
+	f, ok := w.(*os.File)
+	if !ok {
+		return nil
+	}
+	if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err != nil {
+		return nil
+	}
+	return w
+}
+
 func newRootCmd(stdio cli.Stdio) *cobra.Command {
-	return &cobra.Command{
-		Use:   "distri-install",
+	var g globalOpts
+	root := &cobra.Command{
+		Use:   "distri-install [--root DIR] [--repo URL|PATH]... [--pubkey FILE] PKG...",
 		Short: "install distri packages into a package store",
 		Long: `distri-install installs packages with their dependency closure from
-repositories into <root>/roimg, where distri-fuse serves them under /ro.
+signed repositories into ROOT/roimg, where distri-fuse serves them under
+/ro, and prints the full names of the packages it added.
 
-Installing, updating and removing packages arrive with the install work
-(see docs/); this release provides --help and --version only.`,
+A PKG is a name (bash: the newest revision for this machine, across all
+repositories, by revision number), a name with architecture (bash-amd64),
+or a full name (bash-amd64-5.2.15-3, pinned). Every file is checked
+against the signed index; a package appears in the store only whole.
+Files in a package's etc/ are copied to ROOT/etc; a file changed locally
+is kept and the package's version written beside it as FILE.distri-new.
+
+Examples:
+  % distri-install --root /mnt --repo http://127.0.0.1:7080 --pubkey distri.pub base i3status
+  i3status-amd64-2.13-10
+  glibc-amd64-2.36-9
+  % distri-install update
+  % distri-install remove i3status
+  % distri-install gc
+  % distri-install list --available i3`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cli.Usagef("no packages named (see --help)")
+			}
+			return runInstall(cmd.Context(), &g, args, stdio)
+		},
+	}
+	g.addFlags(root.PersistentFlags())
+	root.AddCommand(
+		newUpdateCmd(&g, stdio),
+		newRemoveCmd(&g, stdio),
+		newGCCmd(&g, stdio),
+		newListCmd(&g, stdio),
+	)
+	return root
+}
+
+func runInstall(ctx context.Context, g *globalOpts, names []string, stdio cli.Stdio) error {
+	in, err := g.installer(stdio)
+	if err != nil {
+		return err
+	}
+	added, err := in.Install(ctx, names)
+	if err != nil {
+		return err
+	}
+	printLines(stdio.Out, added)
+	return nil
+}
+
+func printLines(w io.Writer, lines []string) {
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
 	}
 }

@@ -169,6 +169,139 @@ func (x *Package) GetProvides() []string {
 	return nil
 }
 
+// IndexSummary is Index without the exchange paths: the same wire
+// format, for readers that only resolve names and dependencies. Parsing
+// skips the provides field (7) instead of allocating its strings, which
+// are most of a large index.
+type IndexSummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Package       []*PackageSummary      `protobuf:"bytes,1,rep,name=package" json:"package,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IndexSummary) Reset() {
+	*x = IndexSummary{}
+	mi := &file_index_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IndexSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IndexSummary) ProtoMessage() {}
+
+func (x *IndexSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_index_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IndexSummary.ProtoReflect.Descriptor instead.
+func (*IndexSummary) Descriptor() ([]byte, []int) {
+	return file_index_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *IndexSummary) GetPackage() []*PackageSummary {
+	if x != nil {
+		return x.Package
+	}
+	return nil
+}
+
+// PackageSummary is Package without provides; field numbers match.
+type PackageSummary struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          *string                `protobuf:"bytes,1,opt,name=name" json:"name,omitempty"`
+	ImageSize     *uint64                `protobuf:"varint,2,opt,name=image_size,json=imageSize" json:"image_size,omitempty"`
+	ImageSha256   *string                `protobuf:"bytes,3,opt,name=image_sha256,json=imageSha256" json:"image_sha256,omitempty"`
+	MetaSize      *uint64                `protobuf:"varint,4,opt,name=meta_size,json=metaSize" json:"meta_size,omitempty"`
+	MetaSha256    *string                `protobuf:"bytes,5,opt,name=meta_sha256,json=metaSha256" json:"meta_sha256,omitempty"`
+	RuntimeDep    []string               `protobuf:"bytes,6,rep,name=runtime_dep,json=runtimeDep" json:"runtime_dep,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PackageSummary) Reset() {
+	*x = PackageSummary{}
+	mi := &file_index_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PackageSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PackageSummary) ProtoMessage() {}
+
+func (x *PackageSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_index_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PackageSummary.ProtoReflect.Descriptor instead.
+func (*PackageSummary) Descriptor() ([]byte, []int) {
+	return file_index_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PackageSummary) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *PackageSummary) GetImageSize() uint64 {
+	if x != nil && x.ImageSize != nil {
+		return *x.ImageSize
+	}
+	return 0
+}
+
+func (x *PackageSummary) GetImageSha256() string {
+	if x != nil && x.ImageSha256 != nil {
+		return *x.ImageSha256
+	}
+	return ""
+}
+
+func (x *PackageSummary) GetMetaSize() uint64 {
+	if x != nil && x.MetaSize != nil {
+		return *x.MetaSize
+	}
+	return 0
+}
+
+func (x *PackageSummary) GetMetaSha256() string {
+	if x != nil && x.MetaSha256 != nil {
+		return *x.MetaSha256
+	}
+	return ""
+}
+
+func (x *PackageSummary) GetRuntimeDep() []string {
+	if x != nil {
+		return x.RuntimeDep
+	}
+	return nil
+}
+
 var File_index_proto protoreflect.FileDescriptor
 
 const file_index_proto_rawDesc = "" +
@@ -186,7 +319,19 @@ const file_index_proto_rawDesc = "" +
 	"metaSha256\x12\x1f\n" +
 	"\vruntime_dep\x18\x06 \x03(\tR\n" +
 	"runtimeDep\x12\x1a\n" +
-	"\bprovides\x18\a \x03(\tR\bprovidesB\x1aZ\x18distri.dev/distri/lib/pb"
+	"\bprovides\x18\a \x03(\tR\bprovides\"@\n" +
+	"\fIndexSummary\x120\n" +
+	"\apackage\x18\x01 \x03(\v2\x16.distri.PackageSummaryR\apackage\"\xc5\x01\n" +
+	"\x0ePackageSummary\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"image_size\x18\x02 \x01(\x04R\timageSize\x12!\n" +
+	"\fimage_sha256\x18\x03 \x01(\tR\vimageSha256\x12\x1b\n" +
+	"\tmeta_size\x18\x04 \x01(\x04R\bmetaSize\x12\x1f\n" +
+	"\vmeta_sha256\x18\x05 \x01(\tR\n" +
+	"metaSha256\x12\x1f\n" +
+	"\vruntime_dep\x18\x06 \x03(\tR\n" +
+	"runtimeDepB\x1aZ\x18distri.dev/distri/lib/pb"
 
 var (
 	file_index_proto_rawDescOnce sync.Once
@@ -200,18 +345,21 @@ func file_index_proto_rawDescGZIP() []byte {
 	return file_index_proto_rawDescData
 }
 
-var file_index_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_index_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_index_proto_goTypes = []any{
-	(*Index)(nil),   // 0: distri.Index
-	(*Package)(nil), // 1: distri.Package
+	(*Index)(nil),          // 0: distri.Index
+	(*Package)(nil),        // 1: distri.Package
+	(*IndexSummary)(nil),   // 2: distri.IndexSummary
+	(*PackageSummary)(nil), // 3: distri.PackageSummary
 }
 var file_index_proto_depIdxs = []int32{
 	1, // 0: distri.Index.package:type_name -> distri.Package
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	3, // 1: distri.IndexSummary.package:type_name -> distri.PackageSummary
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_index_proto_init() }
@@ -225,7 +373,7 @@ func file_index_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_index_proto_rawDesc), len(file_index_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

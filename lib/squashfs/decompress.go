@@ -157,6 +157,9 @@ func (xzDecompressor) decompress(dst, src []byte) (int, error) {
 	if data == nil {
 		return 0, nil // a stream without blocks
 	}
+	if err := checkLZMA2(data, len(dst)); err != nil {
+		return 0, fmt.Errorf("xz: %w", err)
+	}
 	dict = min(dict, int64(len(dst)))
 	dict = max(dict, lzma.MinDictCap)
 	lr, err := lzma.Reader2Config{DictCap: int(dict)}.NewReader2(bytes.NewReader(data))
@@ -232,4 +235,56 @@ func xzBlockData(b []byte) (data []byte, dict int64, err error) {
 		}
 	}
 	return data, dict, nil
+}
+
+// checkLZMA2 walks the chunk headers of LZMA2 data before it is decoded.
+// ulikunitz/xz accepts lc+lp up to 12, which LZMA2 forbids (the limit is
+// 4), and sets up a literal coder of 0x300<<(lc+lp) probabilities at
+// every chunk that resets the state: a few hundred bytes of hostile input
+// would cost gigabytes of memory writes. The walk also rejects data that
+// declares more output than the block may hold.
+func checkLZMA2(b []byte, max int) error {
+	total := 0
+	for len(b) > 0 {
+		c := b[0]
+		switch {
+		case c == 0: // end of data
+			return nil
+		case c == 1 || c == 2: // uncompressed chunk
+			if len(b) < 3 {
+				return errors.New("lzma2: truncated chunk header")
+			}
+			n := (int(b[1])<<8 | int(b[2])) + 1
+			total += n
+			if total > max || 3+n > len(b) {
+				return errors.New("lzma2: chunk beyond the block")
+			}
+			b = b[3+n:]
+		case c >= 0x80: // LZMA chunk
+			hdr := 5
+			if c >= 0xc0 { // with new properties
+				hdr = 6
+			}
+			if len(b) < hdr {
+				return errors.New("lzma2: truncated chunk header")
+			}
+			unpacked := (int(c&0x1f)<<16 | int(b[1])<<8 | int(b[2])) + 1
+			packed := (int(b[3])<<8 | int(b[4])) + 1
+			if hdr == 6 {
+				p := b[5]
+				lc, lp := int(p%9), int(p/9%5)
+				if p >= 9*5*5 || lc+lp > 4 {
+					return fmt.Errorf("lzma2: bad properties %#x", p)
+				}
+			}
+			total += unpacked
+			if total > max || hdr+packed > len(b) {
+				return errors.New("lzma2: chunk beyond the block")
+			}
+			b = b[hdr+packed:]
+		default:
+			return fmt.Errorf("lzma2: bad chunk control byte %#x", c)
+		}
+	}
+	return errors.New("lzma2: no end marker")
 }

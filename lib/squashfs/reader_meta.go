@@ -12,6 +12,7 @@ import (
 type metaBlock struct {
 	data []byte
 	next int64 // image offset of the block that follows on disk
+	err  error // the block is corrupt: cached so it is inflated only once
 }
 
 // metaBlock returns the metadata block at image offset pos, which must lie
@@ -25,10 +26,13 @@ func (r *Reader) metaBlock(pos, end int64) (*metaBlock, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		return b, len(b.data) + 64, nil
+		return b, cap(b.data) + 64, nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if b.err != nil {
+		return nil, b.err
 	}
 	// Checked here rather than in the loader: the cache is shared by all
 	// tables, and a corrupt reference may reach a cached block from the
@@ -49,7 +53,7 @@ func (r *Reader) loadMetaBlock(pos int64) (*metaBlock, error) {
 	hdr := binary.LittleEndian.Uint16(raw)
 	n := int(hdr &^ metadataUncomp)
 	if n == 0 || n > metadataSize || 2+n > len(raw) {
-		return nil, fmt.Errorf("metadata block at %#x: bad length %d", pos, n)
+		return &metaBlock{err: fmt.Errorf("metadata block at %#x: bad length %d", pos, n)}, nil
 	}
 	raw = raw[2 : 2+n]
 	b := &metaBlock{data: raw, next: pos + 2 + int64(n)}
@@ -57,10 +61,10 @@ func (r *Reader) loadMetaBlock(pos int64) (*metaBlock, error) {
 		out := make([]byte, metadataSize)
 		m, err := r.dec.decompress(out, raw)
 		if err != nil {
-			return nil, fmt.Errorf("metadata block at %#x: %w", pos, err)
+			return &metaBlock{err: fmt.Errorf("metadata block at %#x: %w", pos, err)}, nil
 		}
 		if m == 0 {
-			return nil, fmt.Errorf("metadata block at %#x: empty", pos)
+			return &metaBlock{err: fmt.Errorf("metadata block at %#x: empty", pos)}, nil
 		}
 		b.data = out[:m]
 	}

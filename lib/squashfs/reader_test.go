@@ -5,16 +5,19 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -186,14 +189,14 @@ func openFixture(t testing.TB, name string) *Reader {
 // dirindex.sqfs) holds.
 func fixtureNodes() map[string]node {
 	mtime := int64(1700000000)
-	lcg := make([]byte, 5000)
+	lcg := make([]byte, 1500)
 	x := uint32(12345)
 	for i := range lcg {
 		x = (x*1103515245 + 12345) & 0x7fffffff
 		lcg[i] = byte(x >> 16)
 	}
 	var seq bytes.Buffer
-	for i := 1; i <= 1800; i++ {
+	for i := 1; i <= 1200; i++ {
 		fmt.Fprintln(&seq, i)
 	}
 	sparse := make([]byte, 6*4096+10)
@@ -209,7 +212,7 @@ func fixtureNodes() map[string]node {
 		"dir/sub":      dir(0o755, 2),
 		"dir/sub/up":   {Mode: fs.ModeSymlink | 0o777, Size: 11, Mtime: mtime, Nlink: 1, Target: "../../hello"},
 		"dir/numbers":  {Mode: fs.ModeSetuid | 0o755, Size: int64(seq.Len()), Mtime: mtime, Nlink: 1, Data: digest(seq.Bytes()), Xattrs: map[string]string{"user.big": big}},
-		"dir/random":   {Mode: 0o644, Size: 5000, Mtime: mtime, Nlink: 1, Data: digest(lcg)},
+		"dir/random":   {Mode: 0o644, Size: 1500, Mtime: mtime, Nlink: 1, Data: digest(lcg)},
 		"dir/hardlink": {Mode: 0o644, Size: 16, Mtime: mtime, Nlink: 2, Data: digest([]byte("hello, squashfs\n")), Xattrs: map[string]string{"user.greeting": "hi", "user.big": big}},
 		"hello":        {Mode: 0o644, Size: 16, Mtime: mtime, Nlink: 2, Data: digest([]byte("hello, squashfs\n")), Xattrs: map[string]string{"user.greeting": "hi", "user.big": big}},
 		"empty":        dir(fs.ModeSticky|0o777, 2),
@@ -524,4 +527,263 @@ func listXattrs(p string) (map[string]string, error) {
 		return nil, err
 	}
 	return m, err
+}
+
+var readerKeepImages = flag.String("reader_keep_images", "", "copy the images the tools-tier tests build into this directory, for inspection")
+
+// mksquashfs builds an image of src with squashfs-tools.
+func mksquashfs(t *testing.T, src string, args ...string) string {
+	t.Helper()
+	tool := distritest.NeedTool(t, "mksquashfs")
+	img := filepath.Join(t.TempDir(), "image.sqfs")
+	argv := append([]string{src, img, "-noappend", "-quiet", "-no-progress"}, args...)
+	cmd := exec.Command(tool, argv...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+	}
+	if *readerKeepImages != "" {
+		name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + ".sqfs"
+		b, err := os.ReadFile(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(*readerKeepImages, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return img
+}
+
+// richSource builds distritest.RichTree plus what it lacks for a reader:
+// a large sparse file and a file whose blocks alternate between
+// compressible and not.
+func richSource(t *testing.T) string {
+	t.Helper()
+	src := t.TempDir()
+	distritest.RichTree(t, src)
+	f, err := os.Create(filepath.Join(src, "sizes/sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		off  int64
+		data []byte
+	}{
+		{0, []byte("head")},
+		{40 << 20, distritest.Bytes(300<<10, 3)}, // after a 40 MiB hole
+	} {
+		if _, err := f.WriteAt(w.data, w.off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Truncate(64<<20 + 5); err != nil { // and a hole at the end
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var mixed []byte
+	for i := range 12 {
+		if i%2 == 0 {
+			mixed = append(mixed, bytes.Repeat([]byte{byte(i)}, 100<<10)...)
+		} else {
+			mixed = append(mixed, distritest.Bytes(100<<10, int64(i))...)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(src, "sizes/mixed"), mixed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	distritest.FixMtimes(t, src)
+	return src
+}
+
+// mksquashfsVariants are the mksquashfs invocations the tools-tier tests
+// read back.
+var mksquashfsVariants = []struct {
+	name string
+	args []string
+}{
+	{"gzip", []string{"-comp", "gzip"}},
+	{"xz", []string{"-comp", "xz"}},
+	{"zstd", []string{"-comp", "zstd"}},
+	{"lz4", []string{"-comp", "lz4"}},
+	{"lz4-hc", []string{"-comp", "lz4", "-Xhc"}},
+	{"uncompressed", []string{"-noI", "-noD", "-noF", "-noX"}},
+	{"no-fragments", []string{"-comp", "zstd", "-no-fragments"}},
+	{"always-use-fragments", []string{"-comp", "gzip", "-always-use-fragments"}},
+	{"block-4k", []string{"-comp", "zstd", "-b", "4096"}},
+	{"block-1m", []string{"-comp", "xz", "-b", "1M"}},
+	{"exports", []string{"-comp", "gzip", "-exports", "-no-duplicates"}},
+}
+
+// TestReadMksquashfs reads images mksquashfs writes of a rich tree, with
+// every compressor and layout option, and compares them through the API
+// with the tree: content, modes, owners, mtimes, xattrs, symlinks, device
+// numbers, hard links, and directory reads from every kind of offset.
+func TestReadMksquashfs(t *testing.T) {
+	distritest.NeedTool(t, "mksquashfs")
+	distritest.NeedRoot(t) // owners, devices and security.capability
+	src := richSource(t)
+	want := treeNodes(t, src)
+	for _, tt := range mksquashfsVariants {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := Open(mksquashfs(t, src, tt.args...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			got, refs := imageNodes(t, r)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("image mismatch (-want +got):\n%s", diff)
+			}
+			for _, group := range [][]string{{"links/hard1", "links/sub/hard2", "links/hard3"}} {
+				for _, p := range group[1:] {
+					if refs[p] != refs[group[0]] {
+						t.Errorf("%s is inode %v, %s is %v: want one inode", p, refs[p], group[0], refs[group[0]])
+					}
+				}
+			}
+			for p, ino := range refs {
+				if got, err := r.LookupPath(p); err != nil || got != ino {
+					t.Errorf("LookupPath(%q) = %v, %v; want %v", p, got, err, ino)
+				}
+			}
+			big, err := r.LookupPath("big")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for i := range 3000 {
+				names = append(names, fmt.Sprintf("entry-%04d", i))
+			}
+			checkReadDir(t, r, big, names)
+			checkSparseReads(t, r, filepath.Join(src, "sizes/sparse"))
+		})
+	}
+}
+
+// checkSparseReads reads pieces of the sparse file at random offsets.
+func checkSparseReads(t *testing.T, r *Reader, srcPath string) {
+	t.Helper()
+	want, err := os.ReadFile(srcPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino, err := r.LookupPath("sizes/sparse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := uint64(7)
+	for range 200 {
+		x = x*6364136223846793005 + 1442695040888963407
+		off := int64(x>>20) % int64(len(want))
+		n := int(x>>8) % (300 << 10)
+		buf := make([]byte, n)
+		got, err := r.ReadAt(ino, buf, off)
+		wantN := min(n, len(want)-int(off))
+		if got != wantN || (err != nil && err != io.EOF) || (got < n && err != io.EOF) {
+			t.Fatalf("ReadAt(sparse, %d bytes at %d) = %d, %v; want %d", n, off, got, err, wantN)
+		}
+		if !bytes.Equal(buf[:got], want[off:off+int64(got)]) {
+			t.Fatalf("ReadAt(sparse, %d bytes at %d): wrong data", n, off)
+		}
+	}
+}
+
+// TestReaderFS checks the io/fs adapter with testing/fstest and symlink
+// resolution on an image of a tree without dangling links or devices.
+func TestReaderFS(t *testing.T) {
+	src := t.TempDir()
+	for name, content := range map[string]string{
+		"a/b/c.txt":      "c",
+		"a/big":          strings.Repeat("0123456789", 30000),
+		"a/empty":        "",
+		"top.txt":        "top",
+		"d/e/f/deep.txt": "deep",
+	} {
+		p := filepath.Join(src, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for link, target := range map[string]string{
+		"a/to-c":    "b/c.txt",
+		"a/up":      "../top.txt",
+		"a/dirlink": "b",
+		"d/chain":   "../a/dirlink/c.txt",
+		"d/e/f/abs": "/etc/passwd",
+		"d/e/f/esc": "../../../../top.txt",
+		"loop1":     "loop2",
+		"loop2":     "loop1",
+	} {
+		if err := os.Symlink(target, filepath.Join(src, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := Open(mksquashfs(t, src, "-comp", "zstd", "-b", "4096"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	fsys := r.FS()
+	sub, err := fs.Sub(fsys, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fstest.TestFS(sub, "b/c.txt", "big", "empty", "to-c", "dirlink", "up"); err != nil {
+		t.Error(err)
+	}
+
+	for _, tt := range []struct {
+		name, path, want string
+		wantErr          error
+	}{
+		{"relative", "a/to-c", "c", nil},
+		{"dotdot", "a/up", "top", nil},
+		{"through a dir link", "a/dirlink/c.txt", "c", nil},
+		{"chain", "d/chain", "c", nil},
+		{"absolute", "d/e/f/abs", "", fs.ErrNotExist},
+		{"escapes the root", "d/e/f/esc", "", fs.ErrNotExist},
+		{"loop", "loop1", "", syscall.ELOOP},
+		{"missing", "a/nope", "", fs.ErrNotExist},
+		{"invalid", "a/../top.txt", "", fs.ErrInvalid},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := fs.ReadFile(fsys, tt.path)
+			if !errors.Is(err, tt.wantErr) || string(b) != tt.want {
+				t.Errorf("ReadFile(%q) = %q, %v; want %q, %v", tt.path, b, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+	if fi, err := fs.Lstat(fsys, "a/to-c"); err != nil || fi.Mode().Type() != fs.ModeSymlink {
+		t.Errorf("Lstat(a/to-c) = %v, %v; want a symlink", fi, err)
+	}
+	if fi, err := fs.Stat(fsys, "a/to-c"); err != nil || !fi.Mode().IsRegular() || fi.Name() != "to-c" {
+		t.Errorf("Stat(a/to-c) = %v, %v; want a regular file named to-c", fi, err)
+	}
+	if target, err := fs.ReadLink(fsys, "d/e/f/abs"); err != nil || target != "/etc/passwd" {
+		t.Errorf("ReadLink(d/e/f/abs) = %q, %v", target, err)
+	}
+	if _, err := fs.ReadLink(fsys, "top.txt"); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("ReadLink(top.txt) = %v, want EINVAL", err)
+	}
+	f, err := fsys.Open("a/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rs := f.(io.ReadSeeker)
+	if _, err := rs.Seek(-5, io.SeekEnd); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(rs); err != nil || string(b) != "56789" {
+		t.Errorf("read after Seek(-5, end) = %q, %v", b, err)
+	}
+	buf := make([]byte, 4)
+	if n, err := f.(io.ReaderAt).ReadAt(buf, 10); n != 4 || err != nil || string(buf) != "0123" {
+		t.Errorf("ReadAt(4 bytes at 10) = %d, %v, %q", n, err, buf)
+	}
 }

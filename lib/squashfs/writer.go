@@ -72,6 +72,7 @@ func WriteDir(out *os.File, dir string, opts WriterOptions) error {
 // and then the superblock.
 type writer struct {
 	out       *os.File
+	outFd     int // out's descriptor, for copy_file_range
 	blockSize uint32
 	blockLog  uint16
 	jobs      int
@@ -80,7 +81,8 @@ type writer struct {
 	epoch     uint32           // clamp for mtimes if hasEpoch
 	hasEpoch  bool
 
-	skip fileKey // the output file, if it lies inside the tree
+	skip        fileKey // the output file, if it lies inside the tree
+	noCopyRange bool    // copy_file_range failed: read and write instead
 
 	// Set by walk.
 	root   *srcNode
@@ -130,8 +132,13 @@ func newWriter(out *os.File, opts WriterOptions) (*writer, error) {
 	default:
 		return nil, fmt.Errorf("squashfs: writing %v images is not supported (use none, gzip or zstd)", opts.Compression)
 	}
+	rc, err := out.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("write image %s: %w", out.Name(), err)
+	}
+	rc.Control(func(fd uintptr) { w.outFd = int(fd) })
 	var st unix.Stat_t
-	if err := unix.Fstat(int(out.Fd()), &st); err != nil {
+	if err := unix.Fstat(w.outFd, &st); err != nil {
 		return nil, fmt.Errorf("stat %s: %w", out.Name(), err)
 	}
 	w.skip = fileKey{uint64(st.Dev), st.Ino}

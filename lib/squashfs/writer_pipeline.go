@@ -87,8 +87,8 @@ func (w *writer) writeCompressed() error {
 			}
 			free <- j
 		}
-		if err == nil {
-			err = o.flush()
+		if cerr := o.close(); err == nil {
+			err = cerr
 		}
 		drained <- err
 	}()

@@ -13,13 +13,13 @@ chmod 755 "$src"
 
 mkdir -p "$src/dir/sub" "$src/empty"
 printf 'hello, squashfs\n' >"$src/hello"
-seq 1 1800 >"$src/dir/numbers"                   # ~8 KiB: blocks plus a tail with -b 4096
+seq 1 1200 >"$src/dir/numbers" # 4.8 KiB: a block and a tail with -b 4096
 python3 - "$src" <<'PY'
 import os, sys
 src = sys.argv[1]
 # Poorly compressible, so the compressor stores some blocks uncompressed.
 x, b = 12345, bytearray()
-for _ in range(5000):
+for _ in range(1500):
     x = (x * 1103515245 + 12345) & 0x7fffffff
     b.append(x >> 16 & 0xff)
 open(os.path.join(src, "dir/random"), "wb").write(b)

@@ -1,0 +1,324 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"distri.dev/distri/lib/fusectl"
+)
+
+// Options say what to serve where.
+type Options struct {
+	// Store is the package store, a folder of <full>.squashfs and
+	// <full>.meta.textproto, e.g. /roimg.
+	Store string
+
+	// Mountpoint is where /ro is mounted, e.g. /ro. It must exist.
+	Mountpoint string
+
+	// DisablePassthrough makes the daemon answer every read itself
+	// (through lib/squashfs) instead of handing files to the kernel with
+	// FUSE passthrough. Passthrough is used only where the kernel offers
+	// it and the daemon runs as root; this forces the fallback, e.g. to
+	// test it.
+	DisablePassthrough bool
+
+	// AllowOther lets users other than the daemon's use the mount
+	// (mount option allow_other). A system's /ro needs it.
+	AllowOther bool
+
+	// CtlSocket, if set, is the unix socket on which the daemon takes
+	// commands (see lib/fusectl), e.g. /run/distri-fuse.sock. The mount
+	// publishes it as the symlink MOUNTPOINT/.ctl. Empty: no control
+	// socket (rescan with [Server.Rescan] or SIGHUP only).
+	CtlSocket string
+
+	// Log receives errors the daemon cannot return to anyone (a corrupt
+	// image, a failed rescan), once each. nil discards them.
+	Log *log.Logger
+
+	// Verbose adds debug lines (images opened and closed, rescans) to Log.
+	Verbose bool
+
+	// DebugFUSE logs every FUSE request and answer to Log.
+	DebugFUSE bool
+}
+
+// forever is the kernel cache timeout of everything: images never change,
+// and the exchange directories are invalidated explicitly on rescan.
+const forever = 365 * 24 * time.Hour
+
+// Fixed inode numbers of virtual nodes. Exchange directories and symlinks
+// get numbers from a counter starting at firstVirtualIno; image nodes
+// have numbers of 1<<32 and above (see image.gen).
+const (
+	rootIno         = 1
+	ctlIno          = 2
+	firstVirtualIno = 16
+	ctlName         = ".ctl"
+)
+
+// Server is a mounted /ro.
+type Server struct {
+	opts Options
+	log  *log.Logger
+
+	fuse *fuse.Server
+	root *rootNode
+
+	tree atomic.Pointer[tree]
+	gens atomic.Uint64 // image generations
+	inos atomic.Uint64 // virtual inode numbers
+
+	rescanMu sync.Mutex            // serialises scans; never taken by FUSE operations
+	metas    map[string]*metaInfo  // guarded by rescanMu
+	vinos    map[string]uint64     // inode numbers of the current tree's virtual nodes; guarded by rescanMu
+
+	passthrough bool
+
+	ctlStop context.CancelFunc
+	ctlDone chan struct{}
+}
+
+// Mount scans the store, mounts /ro at opts.Mountpoint and serves it in
+// the background until [Server.Unmount] or an external umount. The scan
+// reads the store's listing and one meta file per package; no image is
+// opened until something below /ro/<full>/ is accessed.
+func Mount(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Store == "" || opts.Mountpoint == "" {
+		return nil, errors.New("mount: store and mount point are required")
+	}
+	var err error
+	if opts.Store, err = filepath.Abs(opts.Store); err != nil {
+		return nil, err
+	}
+	if opts.Mountpoint, err = filepath.Abs(opts.Mountpoint); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:  opts,
+		log:   opts.Log,
+		metas: map[string]*metaInfo{},
+	}
+	if s.log == nil {
+		s.log = log.New(io.Discard, "", 0)
+	}
+	s.inos.Store(firstVirtualIno)
+	if err := s.rescan(ctx); err != nil {
+		return nil, err
+	}
+
+	var flags uintptr = syscall.MS_RDONLY | syscall.MS_NODEV // not MS_NOSUID: setuid programs and file capabilities work
+	mopts := fuse.MountOptions{
+		AllowOther: opts.AllowOther,
+		// default_permissions: the kernel checks modes and owners, so a
+		// 0600 file in a package is private also under allow_other.
+		// suid, ro, nodev: for the fusermount path when not root.
+		Options:              []string{"default_permissions", "suid", "ro", "nodev"},
+		FsName:               opts.Store,
+		Name:                 "distri",
+		DirectMount:          true,
+		DirectMountFlags:     flags,
+		EnableSymlinkCaching: true, // symlink nodes never change (a new target is a new inode)
+		// The page cache of a file is never invalidated by the kernel on
+		// its own: image contents are immutable.
+		ExplicitDataCacheControl: true,
+		MaxWrite:                 1 << 20, // larger reads when the daemon answers them
+		Debug:                    opts.DebugFUSE,
+		Logger:                   s.log,
+	}
+	if os.Geteuid() != 0 {
+		mopts.Options = []string{"default_permissions", "ro", "nodev"} // fusermount refuses suid for users
+	}
+	long := forever
+	fsopts := &fs.Options{
+		MountOptions:    mopts,
+		EntryTimeout:    &long,
+		AttrTimeout:     &long,
+		NegativeTimeout: &long,
+		NullPermissions: true, // a 0000 file in an image stays 0000
+		RootStableAttr:  &fs.StableAttr{Ino: rootIno},
+		Logger:          s.log,
+	}
+	s.root = &rootNode{srv: s}
+	server, err := fs.Mount(opts.Mountpoint, s.root, fsopts)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", opts.Mountpoint, err)
+	}
+	s.fuse = server
+	s.passthrough = !opts.DisablePassthrough && os.Geteuid() == 0 &&
+		server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0
+	s.debugf("mounted %s on %s (passthrough: %v)", opts.Store, opts.Mountpoint, s.passthrough)
+
+	if opts.CtlSocket != "" {
+		if err := s.listenCtl(); err != nil {
+			s.Unmount()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Passthrough reports whether file reads are passed through to the
+// kernel (FUSE passthrough) rather than answered by the daemon.
+func (s *Server) Passthrough() bool { return s.passthrough }
+
+// Mountpoint returns the absolute mount point.
+func (s *Server) Mountpoint() string { return s.opts.Mountpoint }
+
+// Wait blocks until the file system is unmounted.
+func (s *Server) Wait() { s.fuse.Wait() }
+
+// Unmount unmounts /ro and stops the control socket. It fails (EBUSY)
+// while files are open or a process has its working directory in /ro.
+func (s *Server) Unmount() error {
+	if err := s.fuse.Unmount(); err != nil {
+		return fmt.Errorf("unmount %s: %w", s.opts.Mountpoint, err)
+	}
+	s.stopCtl()
+	return nil
+}
+
+// Rescan re-reads the store and makes /ro show what it holds now: new
+// packages appear and removed ones disappear at once (the kernel's
+// caches are invalidated entry by entry), files already open keep
+// working. Readers of /ro never wait for a rescan: the new state is
+// built aside and swapped in atomically.
+func (s *Server) Rescan(ctx context.Context) error {
+	return s.rescan(ctx)
+}
+
+func (s *Server) rescan(ctx context.Context) error {
+	s.rescanMu.Lock()
+	defer s.rescanMu.Unlock()
+	start := time.Now()
+	old := s.tree.Load()
+	pkgs, err := s.scanStore(ctx, old)
+	if err != nil {
+		return err
+	}
+	alloc := &inoAlloc{next: func() uint64 { return s.inos.Add(1) }, old: s.vinos, now: map[string]uint64{}}
+	nt := buildTree(pkgs, old, alloc, time.Now())
+	s.vinos = alloc.now
+	s.tree.Store(nt)
+	if old == nil {
+		s.debugf("scanned %d packages in %v", len(nt.names), time.Since(start))
+		return nil
+	}
+	var added, removed int
+	for full, img := range old.pkgs {
+		if nt.pkgs[full] != img {
+			removed++
+		}
+	}
+	for full, img := range nt.pkgs {
+		if old.pkgs[full] != img {
+			added++
+		}
+	}
+	if s.root != nil {
+		s.notify(old, nt)
+	}
+	// Images that left the store close now, or when their last open
+	// file is closed.
+	for full, img := range old.pkgs {
+		if nt.pkgs[full] != img {
+			img.remove()
+		}
+	}
+	s.debugf("rescan: %d packages (+%d -%d) in %v", len(nt.names), added, removed, time.Since(start))
+	return nil
+}
+
+func (s *Server) logf(format string, args ...any) { s.log.Printf(format, args...) }
+
+func (s *Server) debugf(format string, args ...any) {
+	if s.opts.Verbose {
+		s.log.Printf(format, args...)
+	}
+}
+
+// listenCtl starts the control socket and publishes it as .ctl.
+func (s *Server) listenCtl() error {
+	p := s.opts.CtlSocket
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if c, err := net.Dial("unix", p); err == nil {
+		c.Close()
+		return fmt.Errorf("control socket %s: another daemon is listening", p)
+	}
+	os.Remove(p) // stale
+	ln, err := net.Listen("unix", p)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("control socket: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.ctlStop = cancel
+	s.ctlDone = make(chan struct{})
+	go func() {
+		defer close(s.ctlDone)
+		if err := fusectl.Serve(ctx, ln, s.Rescan); err != nil {
+			s.logf("control socket: %v", err)
+		}
+	}()
+	// .ctl may have been looked up (negatively) before the socket was
+	// there.
+	s.root.EmbeddedInode().NotifyEntry(ctlName)
+	return nil
+}
+
+func (s *Server) stopCtl() {
+	if s.ctlStop == nil {
+		return
+	}
+	s.ctlStop()
+	<-s.ctlDone
+	s.ctlStop = nil
+}
+
+// DefaultCtlSocket returns the control socket path distri-fuse uses when
+// none is given: for the conventional layout, a store <root>/roimg, it is
+// <root>/run/distri-fuse.sock (what lib/fusectl's Rescan(root) dials);
+// otherwise a socket under /run/distri-fuse named after the mount point.
+func DefaultCtlSocket(store, mountpoint string) string {
+	store = filepath.Clean(store)
+	if filepath.Base(store) == "roimg" {
+		return fusectl.SocketPath(filepath.Dir(store))
+	}
+	name := strings.ReplaceAll(strings.Trim(filepath.Clean(mountpoint), "/"), "/", "-")
+	if name == "" {
+		name = "root"
+	}
+	if len(name) > 60 {
+		name = fmt.Sprintf("%x", fnv64(mountpoint))
+	}
+	return filepath.Join("/run/distri-fuse", name+".sock")
+}
+
+func fnv64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}

@@ -1,0 +1,383 @@
+// Package install installs distri packages with their dependency closure
+// from signed repositories into the package store of a root
+// (<root>/roimg), and updates, removes and garbage-collects them.
+//
+// # How an install runs
+//
+//  1. Fetch and verify the index of every repository, in parallel.
+//  2. Resolve each name to a full name: a full name is itself; bash is
+//     the newest revision (by number) of bash-<arch> in any repository.
+//     An unknown name is an [*UnknownError] with similar names.
+//  3. Take the store lock (installs run one after the other).
+//  4. Fetch the image and meta of every package of the closure the store
+//     lacks into staging, a bounded number at once over shared
+//     connections, each checked against the signed index as it streams.
+//  5. Copy the packages' etc/ into <root>/etc (see [copyEtc]: a file the
+//     user changed is never overwritten).
+//  6. Commit to the store (a package is visible only whole), record the
+//     explicitly installed names, release the lock and ask a running
+//     distri-fuse to rescan (lib/fusectl).
+//
+// Any error before step 6 leaves the store as it was, staging removed.
+//
+// # Decisions
+//
+//   - The lock is held while downloading. Installs are serialised
+//     outright; the second install finds the first one's packages
+//     present and skips them.
+//   - /etc is written before the commit: an install killed in between
+//     copies again on the next run, and finds identical files.
+package install
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"distri.dev/distri/lib/fusectl"
+	"distri.dev/distri/lib/minisign"
+	"distri.dev/distri/lib/pb"
+	"distri.dev/distri/lib/pkgname"
+	"distri.dev/distri/lib/repo"
+	"distri.dev/distri/lib/store"
+)
+
+// Options configures an [Installer].
+type Options struct {
+	// Root is the root file system to install into, e.g. / or /mnt. The
+	// store is Root/roimg. Empty means /.
+	Root string
+	// Repos are repository URLs or folders, e.g. http://127.0.0.1:7080.
+	// Empty means the lines of Root/etc/distri/repos.d/*.repo.
+	Repos []string
+	// PubKeyFiles are the public keys trusted to sign indexes, e.g.
+	// distri.pub. Empty means Root/etc/distri/keys/*.pub.
+	PubKeyFiles []string
+	// Arch is the architecture of unqualified names; empty means this
+	// machine's.
+	Arch string
+	// Jobs is how many files are fetched at once; 0 means 8.
+	Jobs int
+	// Attempts and RetryDelay bound the retries of one file (see
+	// repo.Options); 0 means the defaults.
+	Attempts   int
+	RetryDelay time.Duration
+	// Client makes the HTTP requests; nil means one with Jobs
+	// connections per host.
+	Client *http.Client
+	// Log receives notices, e.g. about /etc files kept; nil discards.
+	Log *log.Logger
+	// Progress, if set, receives a one-line progress display (bytes,
+	// rate, packages done), redrawn with \r. Set it only for a terminal.
+	Progress io.Writer
+}
+
+// Installer installs into one root.
+type Installer struct {
+	opts  Options
+	store *store.Store
+	logf  func(string, ...any)
+}
+
+// New returns an installer for opts.Root, creating its store folder.
+func New(opts Options) (*Installer, error) {
+	if opts.Root == "" {
+		opts.Root = "/"
+	}
+	if opts.Arch == "" {
+		a, ok := pkgname.ArchForGOARCH(runtime.GOARCH)
+		if !ok {
+			return nil, fmt.Errorf("no package architecture for %s", runtime.GOARCH)
+		}
+		opts.Arch = a
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = 8
+	}
+	st, err := store.Open(filepath.Join(opts.Root, "roimg"))
+	if err != nil {
+		return nil, err
+	}
+	in := &Installer{opts: opts, store: st, logf: func(string, ...any) {}}
+	if opts.Log != nil {
+		in.logf = opts.Log.Printf
+	}
+	return in, nil
+}
+
+// Store returns the store the installer writes.
+func (in *Installer) Store() *store.Store { return in.store }
+
+// Install installs the packages names (e.g. bash, bash-amd64 or
+// bash-amd64-5.2.15-3) with their closures, records the names as
+// explicitly installed, and returns the full names it added to the
+// store, sorted.
+func (in *Installer) Install(ctx context.Context, names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, errors.New("install: no packages named")
+	}
+	cat, err := in.catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var fulls, records []string
+	var errs []error
+	for _, name := range names {
+		full, record, err := cat.resolve(name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fulls = append(fulls, full)
+		records = append(records, record)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return in.install(ctx, cat, fulls, records)
+}
+
+// Update installs the newest revision of every package name in the store
+// and in the explicitly installed set (pinned full names stay as they
+// are), and returns the full names it added. Older revisions stay until
+// [Installer.GC].
+func (in *Installer) Update(ctx context.Context) ([]string, error) {
+	cat, err := in.catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	wanted := map[string]bool{}
+	installed, err := in.store.Installed()
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	for _, name := range installed {
+		if !pkgname.IsFull(name) {
+			wanted[name] = true
+		}
+	}
+	pkgs, err := in.store.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range pkgs {
+		wanted[n.Unqualified()] = true
+	}
+	var fulls []string
+	for u := range wanted {
+		n, ok := cat.newest[u]
+		if !ok {
+			in.logf("%s: in no repository, not updated", u)
+			continue
+		}
+		fulls = append(fulls, n.String())
+	}
+	slices.Sort(fulls)
+	return in.install(ctx, cat, fulls, nil)
+}
+
+// catalog fetches and verifies every repository's index.
+func (in *Installer) catalog(ctx context.Context) (*catalog, error) {
+	urls := in.opts.Repos
+	if len(urls) == 0 {
+		var err error
+		if urls, err = ReadRepoFiles(in.opts.Root); err != nil {
+			return nil, err
+		}
+	}
+	if len(urls) == 0 {
+		return nil, fmt.Errorf("no repositories: pass --repo or list them in %s", filepath.Join(in.opts.Root, "etc/distri/repos.d/*.repo"))
+	}
+	keys, err := in.keys()
+	if err != nil {
+		return nil, err
+	}
+	client := in.opts.Client
+	if client == nil {
+		client = repo.NewClient(in.opts.Jobs)
+		in.opts.Client = client
+	}
+	repos := make([]*repo.Repo, len(urls))
+	indexes := make([]*pb.IndexSummary, len(urls))
+	var g errgroup.Group
+	for i, u := range urls {
+		r, err := repo.New(repo.Options{URL: u, Keys: keys, Client: client, Attempts: in.opts.Attempts, RetryDelay: in.opts.RetryDelay})
+		if err != nil {
+			return nil, err
+		}
+		repos[i] = r
+		g.Go(func() error {
+			idx, err := r.Summary(ctx)
+			indexes[i] = idx
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return newCatalog(in.opts.Arch, repos, indexes), nil
+}
+
+func (in *Installer) keys() ([]minisign.PublicKey, error) {
+	files := in.opts.PubKeyFiles
+	if len(files) == 0 {
+		pattern := filepath.Join(in.opts.Root, "etc/distri/keys/*.pub")
+		files, _ = filepath.Glob(pattern)
+		if len(files) == 0 {
+			return nil, fmt.Errorf("no trusted public key: pass --pubkey or put one in %s", pattern)
+		}
+	}
+	var keys []minisign.PublicKey
+	for _, f := range files {
+		k, err := minisign.ReadPublicKeyFile(f)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// ReadRepoFiles returns the repository URLs listed in
+// root/etc/distri/repos.d/*.repo: one a line; text after the first
+// space, empty lines and lines starting with # are ignored.
+func ReadRepoFiles(root string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(root, "etc/distri/repos.d/*.repo"))
+	if err != nil {
+		return nil, err
+	}
+	var urls []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		for l := range strings.SplitSeq(string(b), "\n") {
+			l = strings.TrimSpace(l)
+			if l == "" || strings.HasPrefix(l, "#") {
+				continue
+			}
+			u, _, _ := strings.Cut(l, " ")
+			urls = append(urls, u)
+		}
+	}
+	return urls, nil
+}
+
+// install installs fulls with their closure and adds records to the
+// installed set.
+func (in *Installer) install(ctx context.Context, cat *catalog, fulls, records []string) ([]string, error) {
+	closure, err := cat.closure(fulls)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	var missing []string
+	for _, f := range closure {
+		if !in.store.Has(f) {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		if err := in.fetchAndCommit(ctx, lock, cat, missing); err != nil {
+			return nil, err
+		}
+	}
+	if len(records) > 0 {
+		old, err := in.store.Installed()
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		if err := in.store.SetInstalled(lock, append(old, records...)); err != nil {
+			return nil, err
+		}
+	}
+	if err := lock.Unlock(); err != nil {
+		return nil, err
+	}
+	if len(missing) > 0 {
+		if err := fusectl.Rescan(ctx, in.opts.Root); err != nil {
+			in.logf("installed, but distri-fuse did not rescan: %v", err)
+		}
+	}
+	return missing, nil
+}
+
+func (in *Installer) fetchAndCommit(ctx context.Context, lock *store.Lock, cat *catalog, missing []string) (err error) {
+	txn, err := in.store.Begin(lock)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			txn.Abort()
+			if errors.Is(err, syscall.ENOSPC) {
+				err = fmt.Errorf("%w (disk full; nothing installed, staging removed)", err)
+			}
+		}
+	}()
+	prog := newProgress(in.opts.Progress, len(missing), cat, missing)
+	defer prog.stop()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(in.opts.Jobs)
+	// Images first, largest first: they dominate the time.
+	order := slices.Clone(missing)
+	slices.SortStableFunc(order, func(a, b string) int {
+		return cmp.Compare(cat.byFull[b].pkg.GetImageSize(), cat.byFull[a].pkg.GetImageSize())
+	})
+	for _, full := range order {
+		src := cat.byFull[full]
+		g.Go(func() error {
+			if err := src.repo.Fetch(gctx, full+".squashfs", int64(src.pkg.GetImageSize()), src.pkg.GetImageSha256(), txn.ImagePath(full), prog.add); err != nil {
+				return fmt.Errorf("%s: %w", src.repo, err)
+			}
+			prog.done()
+			return nil
+		})
+	}
+	for _, full := range order {
+		src := cat.byFull[full]
+		g.Go(func() error {
+			if err := src.repo.Fetch(gctx, full+".meta.textproto", int64(src.pkg.GetMetaSize()), src.pkg.GetMetaSha256(), txn.MetaPath(full), nil); err != nil {
+				return fmt.Errorf("%s: %w", src.repo, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	prog.stop()
+
+	state, err := loadEtcState(in.store)
+	if err != nil {
+		return err
+	}
+	for _, full := range missing {
+		if err := copyEtc(txn.ImagePath(full), in.opts.Root, state, func(s string) { in.logf("%s", s) }); err != nil {
+			return err
+		}
+		txn.Add(full)
+	}
+	if err := state.save(); err != nil {
+		return err
+	}
+	return txn.Commit()
+}

@@ -1,0 +1,201 @@
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"distri.dev/distri/lib/fusectl"
+	"distri.dev/distri/lib/pkgname"
+)
+
+// Remove takes names (e.g. bash, bash-amd64 or a full name) out of the
+// explicitly installed set and deletes their installed revisions that the
+// rest of the set does not need. It returns the full names deleted.
+func (in *Installer) Remove(ctx context.Context, names []string) ([]string, error) {
+	lock, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	pkgs, err := in.store.List()
+	if err != nil {
+		return nil, err
+	}
+	installed, err := in.store.Installed()
+	haveSet := err == nil
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	// matches reports whether the store package n is what name means.
+	var targets []func(pkgname.Name) bool
+	for _, name := range names {
+		var match func(pkgname.Name) bool
+		switch {
+		case pkgname.IsFull(name) && slices.ContainsFunc(pkgs, func(n pkgname.Name) bool { return n.String() == name }):
+			match = func(n pkgname.Name) bool { return n.String() == name }
+		case slices.ContainsFunc(pkgs, func(n pkgname.Name) bool { return n.Unqualified() == name+"-"+in.opts.Arch }):
+			u := name + "-" + in.opts.Arch
+			match = func(n pkgname.Name) bool { return n.Unqualified() == u }
+		case slices.ContainsFunc(pkgs, func(n pkgname.Name) bool { return n.Unqualified() == name }):
+			match = func(n pkgname.Name) bool { return n.Unqualified() == name }
+		default:
+			var near []string
+			for _, n := range pkgs {
+				if distance(name, n.Pkg) <= max(2, len(name)/3) || strings.Contains(n.Pkg, name) {
+					near = append(near, n.Pkg)
+				}
+			}
+			slices.Sort(near)
+			return nil, &UnknownError{Name: name, NearMisses: slices.Compact(near)}
+		}
+		targets = append(targets, match)
+	}
+	matchesAny := func(n pkgname.Name) bool {
+		return slices.ContainsFunc(targets, func(m func(pkgname.Name) bool) bool { return m(n) })
+	}
+
+	// The set without the names: an entry goes if it means a removed package.
+	var rest []string
+	for _, e := range installed {
+		n, err := pkgname.Parse(e)
+		if err != nil || n.String() != e { // unqualified: bash-amd64
+			pkg, arch := pkgname.SplitArch(e)
+			n = pkgname.Name{Pkg: pkg, Arch: arch}
+		}
+		if matchesAny(n) {
+			continue
+		}
+		rest = append(rest, e)
+	}
+	var keep map[string]bool
+	if haveSet {
+		if err := in.store.SetInstalled(lock, rest); err != nil {
+			return nil, err
+		}
+		var problems []error
+		if keep, problems, err = in.store.Needed(); err != nil {
+			return nil, err
+		}
+		for _, p := range problems {
+			in.logf("%v", p)
+		}
+	} else {
+		// No installed set: keep what any other package needs.
+		keep = map[string]bool{}
+		for _, n := range pkgs {
+			if matchesAny(n) {
+				continue
+			}
+			m, err := in.store.Meta(n.String())
+			if err != nil {
+				in.logf("%v", err)
+				continue
+			}
+			for _, d := range m.GetRuntimeDep() {
+				keep[d] = true
+			}
+		}
+	}
+	var drop []string
+	for _, n := range pkgs {
+		if !matchesAny(n) {
+			continue
+		}
+		if keep[n.String()] {
+			in.logf("%s: kept, other installed packages need it", n)
+			continue
+		}
+		drop = append(drop, n.String())
+	}
+	if err := in.store.Remove(lock, drop...); err != nil {
+		return nil, err
+	}
+	if err := lock.Unlock(); err != nil {
+		return nil, err
+	}
+	if len(drop) > 0 {
+		if err := fusectl.Rescan(ctx, in.opts.Root); err != nil {
+			in.logf("removed, but distri-fuse did not rescan: %v", err)
+		}
+	}
+	return drop, nil
+}
+
+// GC deletes every package that the explicitly installed set does not
+// need (its entries' newest installed revisions and their closures) and
+// every half-installed image. Other files are left alone. It returns
+// what it deleted.
+func (in *Installer) GC(ctx context.Context) ([]string, error) {
+	lock, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	keep, problems, err := in.store.Needed()
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("gc: %s has no explicitly installed set (%s); refusing to delete every package", in.store.Dir(), "installed")
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range problems {
+		in.logf("gc: %v", p)
+	}
+	removed, err := in.store.GC(lock, keep)
+	if err != nil {
+		return removed, err
+	}
+	if err := lock.Unlock(); err != nil {
+		return removed, err
+	}
+	if len(removed) > 0 {
+		if err := fusectl.Rescan(ctx, in.opts.Root); err != nil {
+			in.logf("gc: distri-fuse did not rescan: %v", err)
+		}
+	}
+	return removed, nil
+}
+
+// ListOptions selects what [Installer.List] lists.
+type ListOptions struct {
+	// Available lists the packages of the repositories instead of the
+	// installed ones.
+	Available bool
+	// Prefix keeps only full names starting with it, e.g. bash.
+	Prefix string
+}
+
+// List returns full names, sorted: installed packages, or those the
+// repositories offer.
+func (in *Installer) List(ctx context.Context, opts ListOptions) ([]string, error) {
+	var all []string
+	if opts.Available {
+		cat, err := in.catalog(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for f := range cat.byFull {
+			all = append(all, f)
+		}
+	} else {
+		pkgs, err := in.store.List()
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range pkgs {
+			all = append(all, n.String())
+		}
+	}
+	var out []string
+	for _, f := range all {
+		if strings.HasPrefix(f, opts.Prefix) {
+			out = append(out, f)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}

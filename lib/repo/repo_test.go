@@ -1,0 +1,296 @@
+package repo_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"distri.dev/distri/lib/minisign"
+	"distri.dev/distri/lib/mirror"
+	"distri.dev/distri/lib/mirror/mirrortest"
+	"distri.dev/distri/lib/pb"
+	"distri.dev/distri/lib/repo"
+)
+
+const image = "hello-amd64-2.12-1.squashfs"
+
+func newRepo(t *testing.T) *mirrortest.Repo {
+	return mirrortest.NewRepo(t,
+		mirrortest.Package{Name: "hello-amd64-2.12-1", Blob: 300 << 10},
+		mirrortest.Package{Name: "libc-amd64-1-1"},
+	)
+}
+
+func entry(t *testing.T, idx *pb.Index, name string) *pb.Package {
+	t.Helper()
+	for _, p := range idx.GetPackage() {
+		if p.GetName()+".squashfs" == name {
+			return p
+		}
+	}
+	t.Fatalf("%s not in index", name)
+	return nil
+}
+
+func TestIndex(t *testing.T) {
+	r := newRepo(t)
+	other, err := minisign.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mirror.Handler(r.Dir))
+	defer srv.Close()
+	for _, tt := range []struct {
+		name    string
+		url     string
+		keys    []minisign.PublicKey
+		tamper  bool
+		wantErr error
+	}{
+		{name: "http", url: srv.URL, keys: []minisign.PublicKey{r.Pub()}},
+		{name: "local folder", url: r.Dir, keys: []minisign.PublicKey{r.Pub()}},
+		{name: "file url", url: "file://" + r.Dir, keys: []minisign.PublicKey{other.Public(), r.Pub()}},
+		{name: "other key", url: srv.URL, keys: []minisign.PublicKey{other.Public()}, wantErr: minisign.ErrVerify},
+		{name: "tampered index", url: srv.URL, keys: []minisign.PublicKey{r.Pub()}, tamper: true, wantErr: minisign.ErrVerify},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.tamper {
+				// Change the index and every sibling, so that whichever
+				// representation is sent is tampered with.
+				p := filepath.Join(r.Dir, "pkg", "index")
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b = append(b, 0x0a, 0x00) // an empty extra package entry
+				os.WriteFile(p, b, 0o644)
+				os.Remove(p + ".zst")
+				os.Remove(p + ".gz")
+			}
+			c, err := repo.New(repo.Options{URL: tt.url, Keys: tt.keys})
+			if err != nil {
+				t.Fatal(err)
+			}
+			idx, err := c.Index(t.Context())
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Errorf("Index = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(idx.GetPackage()); got != 2 {
+				t.Errorf("index has %d packages, want 2", got)
+			}
+		})
+	}
+}
+
+func TestFetchEncodings(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		remove  []string // siblings to delete
+		wantEnc string
+	}{
+		{name: "zstd", wantEnc: "zstd"},
+		{name: "gzip", remove: []string{".zst"}, wantEnc: "gzip"},
+		{name: "identity", remove: []string{".zst", ".gz"}, wantEnc: ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRepo(t)
+			for _, suf := range tt.remove {
+				os.Remove(filepath.Join(r.Dir, "pkg", image+suf))
+			}
+			var sawEnc atomic.Value
+			h := mirror.Handler(r.Dir)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				h.ServeHTTP(w, req)
+				if strings.HasSuffix(req.URL.Path, image) {
+					sawEnc.Store(w.Header().Get("Content-Encoding"))
+				}
+			}))
+			defer srv.Close()
+			c, err := repo.New(repo.Options{URL: srv.URL, Keys: []minisign.PublicKey{r.Pub()}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			idx, err := c.Index(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := entry(t, idx, image)
+			dst := filepath.Join(t.TempDir(), image)
+			var progress atomic.Int64
+			if err := c.Fetch(t.Context(), image, int64(e.GetImageSize()), e.GetImageSha256(), dst, func(n int64) { progress.Add(n) }); err != nil {
+				t.Fatal(err)
+			}
+			if got := sawEnc.Load(); got != tt.wantEnc {
+				t.Errorf("Content-Encoding %q, want %q", got, tt.wantEnc)
+			}
+			if got, want := progress.Load(), int64(e.GetImageSize()); got != want {
+				t.Errorf("progress reported %d bytes, want %d", got, want)
+			}
+			want, _ := os.ReadFile(filepath.Join(r.Dir, "pkg", image))
+			got, _ := os.ReadFile(dst)
+			if string(got) != string(want) {
+				t.Errorf("fetched %s differs from the repository's", image)
+			}
+		})
+	}
+}
+
+func TestFetchTampered(t *testing.T) {
+	r := newRepo(t)
+	for _, tt := range []struct {
+		name string
+		url  string
+	}{
+		{name: "http", url: ""},
+		{name: "local", url: r.Dir},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			url := tt.url
+			if url == "" {
+				srv := httptest.NewServer(mirror.Handler(r.Dir))
+				defer srv.Close()
+				url = srv.URL
+			}
+			c, err := repo.New(repo.Options{URL: url, Keys: []minisign.PublicKey{r.Pub()}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			idx, err := c.Index(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := entry(t, idx, image)
+			// Same size, other bytes, in every representation.
+			p := filepath.Join(r.Dir, "pkg", image)
+			b, _ := os.ReadFile(p)
+			b[len(b)/2] ^= 0xff
+			os.WriteFile(p, b, 0o644)
+			os.Remove(p + ".zst")
+			os.Remove(p + ".gz")
+			sum := sha256.Sum256(b)
+			dst := filepath.Join(t.TempDir(), image)
+			err = c.Fetch(t.Context(), image, int64(e.GetImageSize()), e.GetImageSha256(), dst, nil)
+			var de *repo.DigestError
+			if !errors.As(err, &de) {
+				t.Fatalf("Fetch = %v, want a *DigestError", err)
+			}
+			for _, want := range []string{image, e.GetImageSha256(), hex.EncodeToString(sum[:])} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not name %s", err, want)
+				}
+			}
+			if _, err := os.Stat(dst); !os.IsNotExist(err) {
+				t.Errorf("%s left behind after a digest error (%v)", dst, err)
+			}
+			b[len(b)/2] ^= 0xff
+			os.WriteFile(p, b, 0o644)
+		})
+	}
+}
+
+// dyingHandler serves h, but cuts the connection after cut bytes of the
+// body of image, for the first dies requests (all when dies < 0).
+type dyingHandler struct {
+	h      http.Handler
+	cut    int
+	dies   int
+	mu     sync.Mutex
+	served int
+	ranges []string
+}
+
+func (d *dyingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasSuffix(r.URL.Path, image) {
+		d.h.ServeHTTP(w, r)
+		return
+	}
+	d.mu.Lock()
+	d.served++
+	die := d.dies < 0 || d.served <= d.dies
+	if rg := r.Header.Get("Range"); rg != "" {
+		d.ranges = append(d.ranges, rg)
+	}
+	d.mu.Unlock()
+	if !die {
+		d.h.ServeHTTP(w, r)
+		return
+	}
+	d.h.ServeHTTP(&cutWriter{ResponseWriter: w, left: d.cut}, r)
+}
+
+type cutWriter struct {
+	http.ResponseWriter
+	left int
+}
+
+func (c *cutWriter) Write(b []byte) (int, error) {
+	if len(b) > c.left {
+		c.ResponseWriter.Write(b[:c.left])
+		c.ResponseWriter.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // the server drops the connection
+	}
+	c.left -= len(b)
+	return c.ResponseWriter.Write(b)
+}
+
+func TestDyingServer(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		dies       int
+		identity   bool
+		wantErr    bool
+		wantRanges bool
+	}{
+		{name: "resumes zstd", dies: 2, wantRanges: true},
+		{name: "resumes identity", dies: 3, identity: true, wantRanges: true},
+		{name: "gives up", dies: -1, wantErr: true, wantRanges: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRepo(t)
+			if tt.identity {
+				os.Remove(filepath.Join(r.Dir, "pkg", image+".zst"))
+				os.Remove(filepath.Join(r.Dir, "pkg", image+".gz"))
+			}
+			d := &dyingHandler{h: mirror.Handler(r.Dir), cut: 20000, dies: tt.dies}
+			srv := httptest.NewServer(d)
+			defer srv.Close()
+			c, err := repo.New(repo.Options{URL: srv.URL, Keys: []minisign.PublicKey{r.Pub()}, RetryDelay: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			idx, err := c.Index(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := entry(t, idx, image)
+			dst := filepath.Join(t.TempDir(), image)
+			err = c.Fetch(t.Context(), image, int64(e.GetImageSize()), e.GetImageSha256(), dst, nil)
+			if tt.wantErr != (err != nil) {
+				t.Fatalf("Fetch = %v, want error %v", err, tt.wantErr)
+			}
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if tt.wantRanges != (len(d.ranges) > 0) {
+				t.Errorf("Range requests %q, want some: %v", d.ranges, tt.wantRanges)
+			}
+			if tt.wantErr && d.served > 5 {
+				t.Errorf("server saw %d requests for %s, want at most 5 (bounded retries)", d.served, image)
+			}
+		})
+	}
+}

@@ -1,0 +1,238 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"distri.dev/distri/lib/pb"
+)
+
+func names(t *testing.T, s *Store) []string {
+	t.Helper()
+	pkgs, err := s.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, n := range pkgs {
+		out = append(out, n.String())
+	}
+	return out
+}
+
+// stage puts a package into txn staging, with the given runtime_dep.
+func stage(t *testing.T, txn *Txn, full string, deps ...string) {
+	t.Helper()
+	if err := os.WriteFile(txn.ImagePath(full), []byte("image of "+full), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := pb.WriteMetaFile(txn.MetaPath(full), &pb.Meta{RuntimeDep: deps}); err != nil {
+		t.Fatal(err)
+	}
+	txn.Add(full)
+}
+
+func lock(t *testing.T, s *Store) *Lock {
+	t.Helper()
+	l, err := s.Lock(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Unlock() })
+	return l
+}
+
+func TestCommitAndList(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "roimg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := lock(t, s)
+	txn, err := s.Begin(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage(t, txn, "hello-amd64-2.12-1", "glibc-amd64-2.36-9")
+	stage(t, txn, "glibc-amd64-2.36-9")
+	if got := names(t, s); len(got) != 0 {
+		t.Errorf("before commit: List = %v, want nothing", got)
+	}
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"glibc-amd64-2.36-9", "hello-amd64-2.12-1"}, names(t, s)); diff != "" {
+		t.Errorf("List mismatch (-want +got):\n%s", diff)
+	}
+	if _, err := os.Stat(txn.Dir()); !os.IsNotExist(err) {
+		t.Errorf("staging %s still exists after commit (%v)", txn.Dir(), err)
+	}
+
+	// Not whole, not listed: an image without meta, a meta without image,
+	// and files of other kinds.
+	for _, f := range []string{"half-amd64-1-1.squashfs", "orphan-amd64-1-1.meta.textproto", "README", "bash-amd64.meta.textproto"} {
+		if err := os.WriteFile(filepath.Join(s.Dir(), f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff([]string{"glibc-amd64-2.36-9", "hello-amd64-2.12-1"}, names(t, s)); diff != "" {
+		t.Errorf("List with strays mismatch (-want +got):\n%s", diff)
+	}
+	if s.Has("half-amd64-1-1") || s.Has("orphan-amd64-1-1") {
+		t.Errorf("Has reports a half package")
+	}
+
+	// Committing over a half package completes it.
+	txn, err = s.Begin(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage(t, txn, "half-amd64-1-1")
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Has("half-amd64-1-1") {
+		t.Errorf("half-amd64-1-1 not whole after commit")
+	}
+
+	if err := s.Remove(l, "hello-amd64-2.12-1", "not-there-amd64-1-1"); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"glibc-amd64-2.36-9", "half-amd64-1-1"}, names(t, s)); diff != "" {
+		t.Errorf("List after Remove mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestLockSerialises(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Lock(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A killed holder's staging is cleaned by the next holder.
+	txn, err := s.Begin(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage(t, txn, "a-amd64-1-1")
+
+	// A second lock (another open file description, as another process
+	// would have) waits, and gives up when its context ends.
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	waited := false
+	if _, err := s.Lock(ctx, func() { waited = true }); !errors.Is(err, context.DeadlineExceeded) || !waited {
+		t.Errorf("Lock while held = %v (waited %v), want a deadline error after waiting", err, waited)
+	}
+
+	var wg sync.WaitGroup
+	got := make(chan *Lock, 1)
+	wg.Go(func() {
+		l2, err := s.Lock(t.Context(), nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		got <- l2
+	})
+	select {
+	case <-got:
+		t.Fatal("second Lock succeeded while the first is held")
+	case <-time.After(50 * time.Millisecond):
+	}
+	l.Unlock()
+	wg.Wait()
+	l2 := <-got
+	defer l2.Unlock()
+	if _, err := os.Stat(txn.Dir()); !os.IsNotExist(err) {
+		t.Errorf("stale staging %s survived the next Lock (%v)", txn.Dir(), err)
+	}
+}
+
+func TestInstalledAndGC(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := lock(t, s)
+	if _, err := s.Installed(); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Installed of a new store = %v, want ErrNotExist", err)
+	}
+	txn, err := s.Begin(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage(t, txn, "hello-amd64-2.12-1", "libc-amd64-1-1")
+	stage(t, txn, "hello-amd64-2.12-2", "libc-amd64-1-2")
+	stage(t, txn, "libc-amd64-1-1")
+	stage(t, txn, "libc-amd64-1-2")
+	stage(t, txn, "pinned-amd64-1-1")
+	stage(t, txn, "pinned-amd64-1-2")
+	stage(t, txn, "unwanted-amd64-1-1")
+	stage(t, txn, "broken-amd64-1-1")
+	if err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetInstalled(l, []string{"hello-amd64", "pinned-amd64-1-1", "broken-amd64", "hello-amd64", "gone-amd64"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Installed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"broken-amd64", "gone-amd64", "hello-amd64", "pinned-amd64-1-1"}, got); diff != "" {
+		t.Errorf("Installed mismatch (-want +got):\n%s", diff)
+	}
+	// A meta that does not parse: gc keeps the package and says so.
+	if err := os.WriteFile(s.MetaPath("broken-amd64-1-1"), []byte("runtime_dep: {"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Strays gc must tolerate: a half-installed image, an unknown file.
+	for _, f := range []string{"half-amd64-1-1.squashfs", "notes.txt"} {
+		if err := os.WriteFile(filepath.Join(s.Dir(), f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep, problems, err := s.Needed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) != 1 {
+		t.Errorf("Needed problems = %v, want one about broken-amd64-1-1", problems)
+	}
+	removed, err := s.GC(l, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"hello-amd64-2.12-1", "libc-amd64-1-1", "pinned-amd64-1-2", "unwanted-amd64-1-1", "half-amd64-1-1.squashfs"}, removed); diff != "" {
+		t.Errorf("GC removed mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"broken-amd64-1-1", "hello-amd64-2.12-2", "libc-amd64-1-2", "pinned-amd64-1-1"}, names(t, s)); diff != "" {
+		t.Errorf("after GC mismatch (-want +got):\n%s", diff)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), "notes.txt")); err != nil {
+		t.Errorf("GC removed an unknown file: %v", err)
+	}
+}
+
+func TestUnlocked(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Begin(nil); err == nil {
+		t.Errorf("Begin without lock = nil, want an error")
+	}
+	if err := s.Remove(nil, "a-amd64-1-1"); err == nil {
+		t.Errorf("Remove without lock = nil, want an error")
+	}
+}
