@@ -1,11 +1,12 @@
-// Package pb holds distri's protobuf messages and reads and writes them in
-// protobuf text format:
+// Package pb holds distri's protobuf messages and reads and writes the
+// text-format ones:
 //
 //   - [Build], a recipe (pkgs/<name>/build.textproto), compatible with the
 //     original distri's build.proto plus source mirrors;
 //   - [Meta], a package's meta file (<full>.meta.textproto), compatible
 //     with the original's meta.proto;
-//   - [Index], a repository index (<repo>/pkg/index).
+//   - [Index], a repository index (<repo>/pkg/index); lib/mirror stores
+//     it as binary protobuf, signed, so this package only defines it.
 //
 // The *.pb.go files are generated from the *.proto files next to them;
 // see generate.go.
@@ -145,16 +146,6 @@ func ReadMetaFile(path string) (*Meta, error) {
 	return &m, nil
 }
 
-// ReadIndexFile reads a text-format repository index, ignoring unknown
-// fields.
-func ReadIndexFile(path string) (*Index, error) {
-	var idx Index
-	if err := readFile(path, &idx, false); err != nil {
-		return nil, err
-	}
-	return &idx, nil
-}
-
 // MarshalText formats m the way the Write* functions do: multi-line, two
 // spaces of indentation, ending in a newline.
 func MarshalText(m proto.Message) ([]byte, error) {
@@ -171,11 +162,6 @@ func MarshalText(m proto.Message) ([]byte, error) {
 // WriteMetaFile writes m to path atomically.
 func WriteMetaFile(path string, m *Meta) error {
 	return writeFile(path, m)
-}
-
-// WriteIndexFile writes idx to path atomically, in text format.
-func WriteIndexFile(path string, idx *Index) error {
-	return writeFile(path, idx)
 }
 
 // writeFile writes m to a temporary file in the directory of path and
