@@ -36,9 +36,10 @@
 // # Data
 //
 // The data segment is encrypted per sector with AES-XTS; the tweak of a
-// sector is its number counted from the segment start as a 64-bit
-// little-endian value (plain64), in units of the segment's sector size
-// (dm-crypt's iv_large_sectors, which cryptsetup always uses for LUKS2).
+// sector is its offset from the segment start in 512-byte units (plus the
+// segment's iv_tweak), as a 64-bit little-endian value (plain64). The unit
+// stays 512 bytes with 4096-byte sectors: the second 4096-byte sector has
+// IV 8, as in dm-crypt without iv_large_sectors, which LUKS2 does not use.
 // [Encrypt] formats a container and streams an image into it, in parallel
 // across CPU cores. [Volume.NewReader] and [Volume.DecryptTo] read it back.
 // [Volume.DMCrypt] returns what a device-mapper crypt target needs, for a

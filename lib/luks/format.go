@@ -158,10 +158,11 @@ func randomBytes(rand io.Reader, n int) ([]byte, error) {
 
 // Format writes a new LUKS2 header to w (a block device or an image file)
 // with one keyslot (id 0) that opens with passphrase, and returns the
-// volume with its key. It writes both header copies and the keyslots area,
-// i.e. the first DataOffset bytes; the data segment after them is
-// "dynamic" (it extends to the end of the device) and is not touched, so
-// its old content is not encrypted: use Encrypt to fill it.
+// volume with its key. It writes both header copies and the keyslots area
+// (everything before DataOffset, up to cryptsetup's keyslots area maximum
+// of 128 MiB). The data segment is "dynamic": it extends to the end of the
+// device. Format does not touch it, so whatever it holds is not encrypted;
+// use Encrypt or Volume.EncryptFrom to fill it.
 func Format(w io.WriterAt, passphrase []byte, opts FormatOptions) (*Volume, error) {
 	v, err := format(w, passphrase, opts)
 	if err != nil {

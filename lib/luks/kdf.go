@@ -1,10 +1,10 @@
 package luks
 
 import (
+	"crypto/pbkdf2"
 	"fmt"
 
 	"golang.org/x/crypto/argon2"
-	"golang.org/x/crypto/pbkdf2"
 )
 
 // KDF selects how a keyslot derives its key from the passphrase, with the
@@ -100,7 +100,7 @@ func (k *jsonKDF) derive(passphrase []byte, keyLen int) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		return pbkdf2.Key(passphrase, k.Salt, int(k.Iterations), keyLen, h), nil
+		return pbkdf2.Key(h, string(passphrase), k.Salt, int(k.Iterations), keyLen)
 	case "argon2i":
 		return argon2.Key(passphrase, k.Salt, k.Time, k.Memory, uint8(k.CPUs), uint32(keyLen)), nil
 	case "argon2id":

@@ -1,11 +1,10 @@
 package luks
 
 import (
+	"crypto/pbkdf2"
 	"crypto/subtle"
 	"fmt"
 	"io"
-
-	"golang.org/x/crypto/pbkdf2"
 )
 
 // keyslotSectorSize is the sector size of keyslot area encryption; the IV
@@ -27,10 +26,24 @@ func openKeyslot(r io.ReaderAt, ks *jsonKeyslot, passphrase []byte) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	// Check the cipher before the (slow) key derivation.
+	// Check the cipher and read the area before the (slow) key derivation.
 	if _, err := newCipherSpec(ks.Area.Encryption, make([]byte, ks.Area.KeySize)); err != nil {
 		return nil, err
 	}
+	n := afSectors(ks.KeySize, ks.AF.Stripes)
+	if uint64(n) > ks.Area.Size.v {
+		return nil, fmt.Errorf("%w: keyslot area too small", ErrCorrupt)
+	}
+	// Probe the area's last byte before allocating for all of it.
+	var last [1]byte
+	if _, err := r.ReadAt(last[:], int64(ks.Area.Offset.v)+int64(n)-1); err != nil {
+		return nil, fmt.Errorf("read keyslot area: %w", err)
+	}
+	material := make([]byte, n)
+	if got, err := r.ReadAt(material, int64(ks.Area.Offset.v)); got < len(material) {
+		return nil, fmt.Errorf("read keyslot area: %w", err)
+	}
+	defer clear(material)
 	areaKey, err := ks.KDF.derive(passphrase, ks.Area.KeySize)
 	if err != nil {
 		return nil, err
@@ -40,15 +53,6 @@ func openKeyslot(r io.ReaderAt, ks *jsonKeyslot, passphrase []byte) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
-	n := afSectors(ks.KeySize, ks.AF.Stripes)
-	if uint64(n) > ks.Area.Size.v {
-		return nil, fmt.Errorf("%w: keyslot area too small", ErrCorrupt)
-	}
-	material := make([]byte, n)
-	if _, err := r.ReadAt(material, int64(ks.Area.Offset.v)); err != nil {
-		return nil, fmt.Errorf("read keyslot area: %w", err)
-	}
-	defer clear(material)
 	c.crypt(material, material, 0, keyslotSectorSize, true)
 	return afMerge(material, ks.KeySize, ks.AF.Stripes, newHash), nil
 }
@@ -85,7 +89,7 @@ func (d *jsonDigest) compute(key []byte, size int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pbkdf2.Key(key, d.Salt, int(d.Iterations), size, newHash), nil
+	return pbkdf2.Key(newHash, string(key), d.Salt, int(d.Iterations), size)
 }
 
 // verify reports whether key matches the digest.

@@ -22,10 +22,10 @@ const (
 // metadata is the JSON area of a LUKS2 header. Unknown fields and unknown
 // object types are tolerated where the format allows them (tokens, flags).
 type metadata struct {
-	Keyslots map[string]*jsonKeyslot   `json:"keyslots"`
+	Keyslots map[string]*jsonKeyslot    `json:"keyslots"`
 	Tokens   map[string]json.RawMessage `json:"tokens"`
-	Segments map[string]*jsonSegment   `json:"segments"`
-	Digests  map[string]*jsonDigest    `json:"digests"`
+	Segments map[string]*jsonSegment    `json:"segments"`
+	Digests  map[string]*jsonDigest     `json:"digests"`
 	Config   *jsonConfig                `json:"config"`
 }
 

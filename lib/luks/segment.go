@@ -30,11 +30,11 @@ func (v *Volume) cipher() (*xtsCipher, error) {
 	return newCipherSpec(v.Segment.Encryption, v.Key)
 }
 
-// sector returns the IV sector number of the sector at byte off of the
-// segment, as dm-crypt computes it: the 512-byte sector number plus
-// iv_tweak, scaled to the segment's sector size (iv_large_sectors).
+// sector returns the IV of the sector at byte off of the segment, as
+// dm-crypt computes it for LUKS2: the number of 512-byte sectors from the
+// segment start plus iv_tweak, whatever the sector size.
 func (v *Volume) sector(off int64) uint64 {
-	return (uint64(off)/512 + v.Segment.IVTweak) / uint64(v.Segment.SectorSize/512)
+	return uint64(off)/512 + v.Segment.IVTweak
 }
 
 // extent returns the size of the data segment on a device of devSize
@@ -211,13 +211,14 @@ func (v *Volume) DMCrypt(deviceSize int64) (DMCrypt, error) {
 // Params returns the parameters of the crypt target for a table line
 // "0 <Length> crypt <Params>", with device the backing device as a path or
 // "major:minor". E.g. "aes-xts-plain64 <hex key> 0 /dev/vda2 32768" or,
-// for 4096-byte sectors, the same plus " 2 sector_size:4096 iv_large_sectors".
-// The result contains the key.
+// for 4096-byte sectors, the same plus " 1 sector_size:4096". LUKS2 counts
+// IVs in 512-byte units, so there is no iv_large_sectors. The result
+// contains the key.
 func (d DMCrypt) Params(device string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s %d %s %d", d.Cipher, hex.EncodeToString(d.Key), d.IVOffset, device, d.Offset)
 	if d.SectorSize != 512 {
-		fmt.Fprintf(&b, " 2 sector_size:%d iv_large_sectors", d.SectorSize)
+		fmt.Fprintf(&b, " 1 sector_size:%d", d.SectorSize)
 	}
 	return b.String()
 }

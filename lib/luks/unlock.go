@@ -37,6 +37,9 @@ func Unlock(r io.ReaderAt, passphrase []byte) (*Volume, error) {
 // skipped, as cryptsetup does. r is the device h was read from.
 func (h *Header) Unlock(r io.ReaderAt, passphrase []byte) (*Volume, error) {
 	m := h.meta
+	if m == nil {
+		return nil, errors.New("unlock: header not read by ReadHeader")
+	}
 	if m.Config.Requirements != nil && len(m.Config.Requirements.Mandatory) > 0 {
 		return nil, fmt.Errorf("unlock: requirements %q: %w", m.Config.Requirements.Mandatory, ErrUnsupported)
 	}

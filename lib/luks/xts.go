@@ -36,9 +36,12 @@ func newXTS(key []byte) (*xtsCipher, error) {
 }
 
 // crypt en- or decrypts src into dst (which may be the same slice) as
-// consecutive sectors of sectorSize bytes, the first with tweak number
-// sector.
+// consecutive sectors of sectorSize bytes. The first has tweak number
+// sector; each further one sectorSize/512 more, since dm-crypt counts IVs
+// in 512-byte units whatever the sector size (unless iv_large_sectors,
+// which LUKS2 does not use).
 func (c *xtsCipher) crypt(dst, src []byte, sector uint64, sectorSize int, decrypt bool) {
+	step := uint64(sectorSize / 512)
 	var t [aes.BlockSize]byte
 	for off := 0; off < len(src); off += sectorSize {
 		clear(t[:])
@@ -64,7 +67,7 @@ func (c *xtsCipher) crypt(dst, src []byte, sector uint64, sectorSize int, decryp
 			hi = hi<<1 | lo>>63
 			lo = lo<<1 ^ carry*0x87
 		}
-		sector++
+		sector += step
 	}
 }
 
