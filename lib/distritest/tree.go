@@ -90,11 +90,12 @@ func RichTree(t testing.TB, dir string) {
 	}
 	must(setxattr(many, "user.large", Bytes(1200, 7)))
 	must(setxattr(filepath.Join(dir, "xattrs"), "user.on-a-directory", []byte("yes")))
-	capFile := filepath.Join(dir, "xattrs/ping")
-	write("xattrs/ping", []byte("\x7fELF pretend"), 0o755)
-	must(setxattr(capFile, "security.capability", CapNetRaw()))
-
 	if os.Geteuid() == 0 {
+		// Setting a file capability needs CAP_SETFCAP.
+		capFile := filepath.Join(dir, "xattrs/ping")
+		write("xattrs/ping", []byte("\x7fELF pretend"), 0o755)
+		must(setxattr(capFile, "security.capability", CapNetRaw()))
+
 		must(os.MkdirAll(filepath.Join(dir, "special"), 0o755))
 		must(unix.Mknod(filepath.Join(dir, "special/null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
 		must(unix.Mknod(filepath.Join(dir, "special/disk"), unix.S_IFBLK|0o660, int(unix.Mkdev(259, 300))))
@@ -208,6 +209,7 @@ func DiffTreesWith(want, got string, opts DiffOptions) []string {
 	wantLinks := map[uint64]string{} // inode in want → first path
 	gotLinks := map[uint64]string{}
 	seen := map[string]bool{}
+	var bufs diffBuffers
 	err := filepath.WalkDir(want, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -269,17 +271,17 @@ func DiffTreesWith(want, got string, opts DiffOptions) []string {
 			}
 		case unix.S_IFREG:
 			if typ == gs.Mode&unix.S_IFMT && ws.Size == gs.Size {
-				if err := sameContent(p, g); err != nil {
+				if err := bufs.sameContent(p, g); err != nil {
 					addf("%s: %v", rel, err)
 				}
 			}
 		}
 		if !opts.IgnoreXattrs {
-			wx, err := Xattrs(p)
+			wx, err := bufs.xattrs(p)
 			if err != nil {
 				return err
 			}
-			gx, err := Xattrs(g)
+			gx, err := bufs.xattrs(g)
 			if err != nil {
 				addf("%s: %v", rel, err)
 			} else if !xattrsEqual(wx, gx) {
@@ -307,7 +309,13 @@ func DiffTreesWith(want, got string, opts DiffOptions) []string {
 	return diffs
 }
 
-func sameContent(a, b string) error {
+// diffBuffers are the buffers DiffTrees reuses from entry to entry.
+type diffBuffers struct {
+	a, b       []byte // file content
+	list, vals []byte // xattr names and values
+}
+
+func (d *diffBuffers) sameContent(a, b string) error {
 	fa, err := os.Open(a)
 	if err != nil {
 		return err
@@ -318,8 +326,10 @@ func sameContent(a, b string) error {
 		return err
 	}
 	defer fb.Close()
-	ba := make([]byte, 1<<20)
-	bb := make([]byte, 1<<20)
+	if d.a == nil {
+		d.a, d.b = make([]byte, 1<<20), make([]byte, 1<<20)
+	}
+	ba, bb := d.a, d.b
 	var off int64
 	for {
 		na, ea := io.ReadFull(fa, ba)
@@ -340,7 +350,15 @@ func sameContent(a, b string) error {
 // Xattrs returns the extended attributes of path (not following a
 // symlink) as name → value.
 func Xattrs(path string) (map[string]string, error) {
-	buf := make([]byte, 64<<10)
+	var d diffBuffers
+	return d.xattrs(path)
+}
+
+func (d *diffBuffers) xattrs(path string) (map[string]string, error) {
+	if d.list == nil {
+		d.list, d.vals = make([]byte, 64<<10), make([]byte, 64<<10)
+	}
+	buf, val := d.list, d.vals
 	n, err := unix.Llistxattr(path, buf)
 	if err != nil {
 		if errors.Is(err, syscall.ENOTSUP) {
@@ -349,7 +367,6 @@ func Xattrs(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("listxattr %s: %w", path, err)
 	}
 	m := map[string]string{}
-	val := make([]byte, 64<<10)
 	for name := range strings.SplitSeq(string(buf[:n]), "\x00") {
 		if name == "" {
 			continue

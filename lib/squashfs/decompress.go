@@ -17,11 +17,17 @@ import (
 // A decompressor inflates one metadata or data block. Output longer than
 // len(dst) is an error: dst is sized to the most the block may hold (8 KiB
 // for metadata, the block size for data), which bounds the memory a
-// hostile image can make us use. Implementations are safe for concurrent
+// hostile image can make us use. Capacity past len(dst) is scratch the
+// decompressor may scribble on. Implementations are safe for concurrent
 // use.
 type decompressor interface {
 	decompress(dst, src []byte) (int, error)
 }
+
+// decompressSlack is the spare capacity to give decompression buffers:
+// with 32 bytes past the largest output, klauspost/compress's zstd
+// decoder uses its fast copy loops instead of the bounds-exact ones.
+const decompressSlack = 64
 
 // newDecompressor returns the decompressor for c. opts are the compressor
 // options stored after the superblock (nil when absent).
@@ -44,7 +50,9 @@ func newDecompressor(c Compression, opts []byte, blockSize int) (decompressor, e
 		return lz4Decompressor{}, nil
 	case Zstd:
 		d, err := zstd.NewReader(nil,
-			zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
+			// Decodes running at once; each decoder keeps buffers of a
+			// block size, so don't scale with big machines.
+			zstd.WithDecoderConcurrency(min(runtime.GOMAXPROCS(0), 8)),
 			zstd.WithDecoderMaxMemory(uint64(max(blockSize, metadataSize))),
 			zstd.WithDecodeAllCapLimit(true),
 		)
@@ -129,7 +137,9 @@ func readAllInto(r io.Reader, dst []byte) (int, error) {
 type zstdDecompressor struct{ d *zstd.Decoder }
 
 func (z zstdDecompressor) decompress(dst, src []byte) (int, error) {
-	out, err := z.d.DecodeAll(src, dst[:0:len(dst)])
+	// The decoder writes at most cap(dst) bytes (WithDecodeAllCapLimit),
+	// so a block that inflates too far ends up in the slack or fails.
+	out, err := z.d.DecodeAll(src, dst[:0])
 	if err != nil {
 		return 0, fmt.Errorf("zstd: %w", err)
 	}

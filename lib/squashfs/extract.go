@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
@@ -59,8 +61,13 @@ func (r *Reader) Extract(dst string, opts ExtractOptions) error {
 		g:       g,
 		uid:     os.Geteuid(),
 		gid:     os.Getegid(),
+		umask:   umask(),
+		srcFd:   -1,
 		links:   make(map[Inode]string),
 		visited: make(map[Inode]bool),
+	}
+	if r.file != nil {
+		x.srcFd = int(r.file.Fd()) // once: each Fd call costs fcntl calls
 	}
 	walkErr := x.extract(dst, root, true)
 	if err := g.Wait(); err != nil {
@@ -77,7 +84,11 @@ func (r *Reader) Extract(dst string, opts ExtractOptions) error {
 	// Children before parents: a directory's mtime must be set after
 	// everything is created in it, and a read-only mode after writes.
 	for _, d := range slices.Backward(x.dirs) {
-		if err := x.setAttrs(d.path, d.ino, nil); err != nil {
+		in, err := x.r.inode(d.ino)
+		if err != nil {
+			return fmt.Errorf("squashfs: extract %s: %w", d.path, err)
+		}
+		if err := x.setAttrs(d.path, in, nil, true); err != nil {
 			return err
 		}
 	}
@@ -89,7 +100,9 @@ type extractor struct {
 	log      *log.Logger
 	ctx      context.Context
 	g        *errgroup.Group
-	uid, gid int // ours: owners equal to them need no chown
+	srcFd    int         // the image's descriptor for copy_file_range, or -1
+	uid, gid int         // ours: owners equal to them need no chown
+	umask    fs.FileMode // of the process; all bits when unknown
 
 	// Touched by the walking goroutine only.
 	links        map[Inode]string // first path of every multiply linked inode
@@ -162,7 +175,7 @@ func (x *extractor) extract(path string, ino Inode, top bool) error {
 			return fmt.Errorf("squashfs: extract %s: mknod: %w", path, err)
 		}
 	}
-	return x.setAttrs(path, ino, nil)
+	return x.setAttrs(path, in, nil, true)
 }
 
 func (x *extractor) extractDir(path string, in *inodeData, top bool) error {
@@ -192,17 +205,26 @@ func (x *extractor) extractDir(path string, in *inodeData, top bool) error {
 // writeFile writes the regular file in to path and sets its attributes
 // through the open descriptor.
 func (x *extractor) writeFile(path string, in *inodeData) error {
-	fi, err := x.r.fileInfo(in.ref)
+	// Parsed here rather than through the cache: each file is read
+	// once, and the cache would only churn.
+	fi, err := x.r.parseBlockList(in)
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	// Create the file with its final mode when the umask leaves that
+	// intact and chown won't touch it (no setuid/setgid bits): it saves a
+	// chmod per file. The descriptor stays writable whatever the mode.
+	perm, chmod := fs.FileMode(0o600), true
+	if m := in.mode(); m&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) == 0 && m.Perm()&^x.umask == m.Perm() {
+		perm, chmod = m.Perm(), false
+	}
+	f, err := createOut(path, perm)
 	if err != nil {
 		return err
 	}
-	err = x.r.writeData(f, fi)
+	err = x.r.writeData(f, fi, x.srcFd)
 	if err == nil {
-		err = x.setAttrs(path, in.ref, f)
+		err = x.setAttrs(path, in, f, chmod)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -213,7 +235,7 @@ func (x *extractor) writeFile(path string, in *inodeData) error {
 // writeData writes the content of fi to f, leaving holes for sparse
 // blocks. Runs of uncompressed blocks are copied in the kernel when the
 // image is a file.
-func (r *Reader) writeData(f *os.File, fi *fileInfo) error {
+func (r *Reader) writeData(f *outFile, fi *fileInfo, srcFd int) error {
 	bs := int64(r.sb.BlockSize)
 	var out, src *[]byte
 	defer func() {
@@ -246,7 +268,7 @@ func (r *Reader) writeData(f *os.File, fi *fileInfo) error {
 				}
 				n += l
 			}
-			if err := r.copyRange(f, off, pos, n, &src); err != nil {
+			if err := r.copyRange(f, off, srcFd, pos, n, &src); err != nil {
 				return fmt.Errorf("block %d: %w", off/bs, err)
 			}
 			pos += n
@@ -302,14 +324,15 @@ func (r *Reader) inflateBlockInto(out []byte, pos, l int64, src []byte) error {
 	return nil
 }
 
-// copyRange copies n image bytes at pos to f at off: in the kernel when it
-// can, else through a buffer.
-func (r *Reader) copyRange(f *os.File, off, pos, n int64, buf **[]byte) error {
+// copyRange copies n image bytes at pos to f at off: in the kernel when
+// the image is a file (srcFd is its descriptor, else -1), else through a
+// buffer.
+func (r *Reader) copyRange(f *outFile, off int64, srcFd int, pos, n int64, buf **[]byte) error {
 	if pos < 0 || n > r.size-pos {
 		return fmt.Errorf("%d bytes at %#x: beyond the image end", n, pos)
 	}
-	if r.file != nil {
-		done, err := copyFileRange(f, off, r.file, pos, n)
+	if srcFd >= 0 {
+		done, err := f.CopyFrom(srcFd, pos, off, n)
 		if err != nil {
 			return err
 		}
@@ -335,18 +358,20 @@ func (r *Reader) copyRange(f *os.File, off, pos, n int64, buf **[]byte) error {
 	return nil
 }
 
-// setAttrs applies owner, mode, xattrs and mtime of ino to path, in that
-// order: chown clears setuid/setgid bits and security.capability, so
-// those come after it. f, when set, is path opened: its descriptor is
-// used instead of the path.
-func (x *extractor) setAttrs(path string, ino Inode, f *os.File) error {
-	st, err := x.r.Stat(ino)
+// setAttrs applies owner, mode (if chmod), xattrs and mtime of in to
+// path, in that order: chown clears setuid/setgid bits and
+// security.capability, so those come after it. f, when set, is path
+// opened: its descriptor is used instead of the path.
+func (x *extractor) setAttrs(path string, in *inodeData, f *outFile, chmod bool) error {
+	st, err := x.r.stat(in)
 	if err != nil {
 		return fmt.Errorf("squashfs: extract %s: %w", path, err)
 	}
-	xattrs, err := x.r.Xattrs(ino)
-	if err != nil {
-		return fmt.Errorf("squashfs: extract %s: %w", path, err)
+	var xattrs []Xattr
+	if in.xattr != inodeNoXattr {
+		if xattrs, err = x.r.xattrs(in.xattr); err != nil {
+			return fmt.Errorf("squashfs: extract %s: xattrs: %w", path, err)
+		}
 	}
 	wrap := func(err error) error { return fmt.Errorf("squashfs: extract %s: %w", path, err) }
 	symlink := st.Mode.Type() == fs.ModeSymlink
@@ -360,7 +385,7 @@ func (x *extractor) setAttrs(path string, ino Inode, f *os.File) error {
 			return wrap(err)
 		}
 	}
-	if !symlink {
+	if chmod && !symlink {
 		if f != nil {
 			err = f.Chmod(st.Mode)
 		} else {
@@ -371,15 +396,44 @@ func (x *extractor) setAttrs(path string, ino Inode, f *os.File) error {
 		}
 	}
 	for _, xa := range xattrs {
-		if err := setxattr(path, f, xa); err != nil {
+		if f != nil {
+			err = f.Setxattr(xa)
+		} else {
+			err = lsetxattr(path, xa)
+		}
+		if err != nil {
 			if !errors.Is(err, syscall.ENOTSUP) && !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.EACCES) && !errors.Is(err, errors.ErrUnsupported) {
 				return wrap(fmt.Errorf("setxattr %s: %w", xa.Name, err))
 			}
 			x.logf("squashfs: extract %s: xattr %s not restored: %v", path, xa.Name, err)
 		}
 	}
-	if err := setMtime(path, f, st.Mtime); err != nil {
+	if f != nil {
+		err = f.SetMtime(st.Mtime)
+	} else {
+		err = lsetMtime(path, st.Mtime)
+	}
+	if err != nil {
 		return wrap(err)
 	}
 	return nil
+}
+
+// umask returns the process's file mode creation mask, from
+// /proc/self/status: the umask system call can only read it by changing
+// it, which would race with other goroutines creating files.
+func umask() fs.FileMode {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0o7777
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			if err == nil {
+				return fs.FileMode(m)
+			}
+		}
+	}
+	return 0o7777
 }

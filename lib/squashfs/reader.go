@@ -24,6 +24,28 @@ func (ino Inode) String() string { return fmt.Sprintf("%#x", uint64(ino)) }
 // Reader reads a SquashFS 4.0 image. It is safe for concurrent use by
 // many goroutines: all state after NewReader is read-only or guarded by
 // the caches' locks.
+//
+// It reads what mksquashfs 4.x writes with gzip, xz, lz4, zstd or no
+// compression: fragments, sparse files, hard links, every inode type
+// (1-14), xattrs with out-of-line values, directory indexes (skipped: a
+// listing is parsed whole and cached), compressor options and export
+// tables (ignored). LZO and legacy LZMA images, and xz blocks using BCJ
+// filters (mksquashfs -Xbcj), are reported as unsupported.
+//
+// Decisions:
+//   - Every length and offset read from the image is checked against
+//     the image size and its table bounds before use, and memory grows
+//     only with data actually read, so a corrupt image yields an error,
+//     never a panic, a hang or a huge allocation. Messages say what and
+//     where: "squashfs: inode 0x1a2b: bad type 77".
+//   - Caches (metadata blocks, fragment blocks, data blocks, parsed block
+//     lists, parsed directory listings) are small LRUs bounded by bytes;
+//     concurrent misses of one key load it once. A metadata block that
+//     fails to inflate is remembered as failed.
+//   - Uncompressed data is read straight into the caller's buffer;
+//     Extract copies runs of uncompressed blocks with copy_file_range.
+//   - Symlinks are never followed by Lookup/LookupPath; FS follows them
+//     only within the image.
 type Reader struct {
 	r      io.ReaderAt
 	file   *os.File  // r, when it is a file: lets Extract copy in the kernel
@@ -76,14 +98,16 @@ type Xattr struct {
 	Value []byte
 }
 
-// Cache bounds. Metadata blocks are 8 KiB each; data and fragment blocks
-// are one block size (128 KiB by default).
+// Cache bounds, per Reader: a FUSE server holds one Reader per package,
+// hundreds of them. Metadata blocks are 8 KiB each; data and fragment
+// blocks are one block size (128 KiB by default). Fragments are read in
+// roughly directory order, so a few blocks serve many small files.
 const (
-	metaCacheBytes  = 4 << 20
-	fragCacheBlocks = 32
-	dataCacheBlocks = 8
-	fileCacheBytes  = 4 << 20
-	dirCacheBytes   = 16 << 20
+	metaCacheBytes  = 2 << 20
+	fragCacheBlocks = 8
+	dataCacheBlocks = 4
+	fileCacheBytes  = 2 << 20
+	dirCacheBytes   = 4 << 20
 )
 
 // Open opens the image at path. Close the Reader to close the file.
@@ -101,9 +125,13 @@ func Open(path string) (*Reader, error) {
 	return r, nil
 }
 
-// Close closes the file opened by Open. It does nothing for a Reader made
-// with NewReader.
+// Close releases the decompressor and closes the file opened by Open (a
+// Reader made with NewReader leaves its io.ReaderAt open). The Reader
+// must not be used afterwards.
 func (r *Reader) Close() error {
+	if z, ok := r.dec.(zstdDecompressor); ok {
+		z.d.Close()
+	}
 	if r.closer == nil {
 		return nil
 	}
@@ -147,7 +175,7 @@ func NewReader(ra io.ReaderAt) (*Reader, error) {
 	r.blocks = newLRUCache[int64, []byte](dataCacheBlocks * bs)
 	r.files = newLRUCache[Inode, *fileInfo](fileCacheBytes)
 	r.dirs = newLRUCache[Inode, *dirListing](dirCacheBytes)
-	r.bufs.New = func() any { b := make([]byte, bs); return &b }
+	r.bufs.New = func() any { b := make([]byte, bs, bs+decompressSlack); return &b }
 
 	var opts []byte
 	if sb.Flags&flagCompOpt != 0 {

@@ -172,7 +172,7 @@ func (r *Reader) readBlock(f *fileInfo, i int, p []byte, in int64) (int, error) 
 		}
 	default:
 		data, err := r.blocks.get(f.blockStart(i), func() ([]byte, int, error) {
-			out := make([]byte, blockLen)
+			out := make([]byte, blockLen, blockLen+decompressSlack)
 			if err := r.inflateBlock(out, f.blockStart(i), l); err != nil {
 				return nil, 0, err
 			}
@@ -254,7 +254,7 @@ func (r *Reader) fragment(i uint32) ([]byte, error) {
 		if err := r.readFull(src, int64(start)); err != nil {
 			return nil, 0, err
 		}
-		out := make([]byte, r.sb.BlockSize)
+		out := make([]byte, r.sb.BlockSize, int(r.sb.BlockSize)+decompressSlack)
 		m, err := r.dec.decompress(out, src)
 		if err != nil {
 			return nil, 0, fmt.Errorf("block at %#x: %w", start, err)

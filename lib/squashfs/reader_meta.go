@@ -58,7 +58,7 @@ func (r *Reader) loadMetaBlock(pos int64) (*metaBlock, error) {
 	raw = raw[2 : 2+n]
 	b := &metaBlock{data: raw, next: pos + 2 + int64(n)}
 	if hdr&metadataUncomp == 0 {
-		out := make([]byte, metadataSize)
+		out := make([]byte, metadataSize, metadataSize+decompressSlack)
 		m, err := r.dec.decompress(out, raw)
 		if err != nil {
 			return &metaBlock{err: fmt.Errorf("metadata block at %#x: %w", pos, err)}, nil
@@ -184,17 +184,22 @@ func (r *Reader) readTableIndex(start int64, n int) ([]int64, error) {
 	if start < superblockSize || start > r.size || int64(n) > (r.size-start)/8 {
 		return nil, fmt.Errorf("index at %#x of %d blocks: %w", start, n, errShortTable)
 	}
-	raw := make([]byte, 8*n)
-	if err := r.readFull(raw, start); err != nil {
-		return nil, err
-	}
-	idx := make([]int64, n)
-	for i := range idx {
-		p := binary.LittleEndian.Uint64(raw[8*i:])
-		if p >= uint64(start) {
-			return nil, fmt.Errorf("index at %#x: block %d at %#x lies past the index", start, i, p)
+	// Read in chunks: when the image size is unknown, n comes unchecked
+	// from the superblock, and memory should follow what really is there.
+	idx := make([]int64, 0, min(n, 512))
+	var raw [8 * 512]byte
+	for len(idx) < n {
+		k := min(n-len(idx), 512)
+		if err := r.readFull(raw[:8*k], start+8*int64(len(idx))); err != nil {
+			return nil, err
 		}
-		idx[i] = int64(p)
+		for i := range k {
+			p := binary.LittleEndian.Uint64(raw[8*i:])
+			if p >= uint64(start) {
+				return nil, fmt.Errorf("index at %#x: block %d at %#x lies past the index", start, len(idx), p)
+			}
+			idx = append(idx, int64(p))
+		}
 	}
 	return idx, nil
 }

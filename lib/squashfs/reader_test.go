@@ -48,50 +48,56 @@ func digest(b []byte) string {
 
 // readAll reads the file ino with reads of an odd size, so that they
 // straddle block boundaries.
-func readAll(t testing.TB, r *Reader, ino Inode, size int64) []byte {
-	t.Helper()
+func readAll(r *Reader, ino Inode, size int64) ([]byte, error) {
 	var out []byte
 	buf := make([]byte, 100003)
 	for {
 		n, err := r.ReadAt(ino, buf, int64(len(out)))
 		out = append(out, buf[:n]...)
 		if err == io.EOF {
-			break
+			return out, nil
 		}
 		if err != nil {
-			t.Fatalf("ReadAt(%v, off %d): %v", ino, len(out), err)
+			return nil, fmt.Errorf("ReadAt(%v, off %d): %w", ino, len(out), err)
 		}
 		if n != len(buf) {
-			t.Fatalf("ReadAt(%v, off %d) = %d, nil; want %d bytes or io.EOF", ino, len(out), n, len(buf))
+			return nil, fmt.Errorf("ReadAt(%v, off %d) = %d, nil; want %d bytes or io.EOF", ino, len(out), n, len(buf))
 		}
 		if int64(len(out)) == size {
 			// A full read that ends at the end may return nil: the
 			// next one must say EOF.
 			if n, err := r.ReadAt(ino, buf[:1], size); n != 0 || err != io.EOF {
-				t.Fatalf("ReadAt(%v, off %d = size) = %d, %v; want 0, io.EOF", ino, size, n, err)
+				return nil, fmt.Errorf("ReadAt(%v, off %d = size) = %d, %v; want 0, io.EOF", ino, size, n, err)
 			}
-			break
+			return out, nil
 		}
 	}
-	return out
 }
 
 // imageNodes walks the image through the API. It also returns the inode
 // reference of every path, to check hard links.
 func imageNodes(t testing.TB, r *Reader) (map[string]node, map[string]Inode) {
 	t.Helper()
+	nodes, refs, err := walkNodes(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nodes, refs
+}
+
+func walkNodes(r *Reader) (map[string]node, map[string]Inode, error) {
 	nodes := map[string]node{}
 	refs := map[string]Inode{}
-	var walk func(p string, ino Inode)
-	walk = func(p string, ino Inode) {
+	var walk func(p string, ino Inode) error
+	walk = func(p string, ino Inode) error {
 		st, err := r.Stat(ino)
 		if err != nil {
-			t.Fatalf("Stat(%s): %v", p, err)
+			return fmt.Errorf("Stat(%s): %w", p, err)
 		}
 		n := node{Mode: st.Mode, Uid: st.Uid, Gid: st.Gid, Size: st.Size, Mtime: st.Mtime.Unix(), Nlink: st.Nlink, Rdev: st.Rdev}
 		xattrs, err := r.Xattrs(ino)
 		if err != nil {
-			t.Fatalf("Xattrs(%s): %v", p, err)
+			return fmt.Errorf("Xattrs(%s): %w", p, err)
 		}
 		for _, x := range xattrs {
 			if n.Xattrs == nil {
@@ -102,32 +108,44 @@ func imageNodes(t testing.TB, r *Reader) (map[string]node, map[string]Inode) {
 		switch st.Mode.Type() {
 		case fs.ModeDir:
 			n.Size = 0
-			err := r.ReadDir(ino, 0, func(e DirEntry) bool {
+			var entries []DirEntry
+			if err := r.ReadDir(ino, 0, func(e DirEntry) bool {
+				entries = append(entries, e)
+				return true
+			}); err != nil {
+				return fmt.Errorf("ReadDir(%s): %w", p, err)
+			}
+			for _, e := range entries {
 				child, err := r.Stat(e.Inode)
 				if err != nil {
-					t.Fatalf("Stat(%s/%s): %v", p, e.Name, err)
+					return fmt.Errorf("Stat(%s/%s): %w", p, e.Name, err)
 				}
 				if e.Type != child.Mode.Type() || e.Ino != child.Ino {
-					t.Errorf("%s/%s: entry type %v ino %d, inode says %v %d", p, e.Name, e.Type, e.Ino, child.Mode.Type(), child.Ino)
+					return fmt.Errorf("%s/%s: entry type %v ino %d, inode says %v %d", p, e.Name, e.Type, e.Ino, child.Mode.Type(), child.Ino)
 				}
-				walk(path.Join(p, e.Name), e.Inode)
-				return true
-			})
-			if err != nil {
-				t.Fatalf("ReadDir(%s): %v", p, err)
+				if err := walk(path.Join(p, e.Name), e.Inode); err != nil {
+					return err
+				}
 			}
 		case fs.ModeSymlink:
 			if n.Target, err = r.Readlink(ino); err != nil {
-				t.Fatalf("Readlink(%s): %v", p, err)
+				return fmt.Errorf("Readlink(%s): %w", p, err)
 			}
 		case 0:
-			n.Data = digest(readAll(t, r, ino, st.Size))
+			b, err := readAll(r, ino, st.Size)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			n.Data = digest(b)
 		}
 		nodes[p] = n
 		refs[p] = ino
+		return nil
 	}
-	walk(".", r.Root())
-	return nodes, refs
+	if err := walk(".", r.Root()); err != nil {
+		return nil, nil, err
+	}
+	return nodes, refs, nil
 }
 
 // treeNodes describes the tree at dir like imageNodes does an image.
@@ -372,15 +390,19 @@ func checkReadDir(t *testing.T, r *Reader, dir Inode, want []string) {
 	}
 }
 
-// TestReaderConcurrent reads every file of a fixture from many
-// goroutines at once (run it with -race).
+// TestReaderConcurrent walks one Reader from many goroutines at once (run
+// it with -race).
 func TestReaderConcurrent(t *testing.T) {
-	r := openFixture(t, "gzip.sqfs")
-	want, _ := imageNodes(t, r)
+	want, _ := imageNodes(t, openFixture(t, "gzip.sqfs"))
+	r := openFixture(t, "gzip.sqfs") // cold caches: the goroutines race to fill them
 	errc := make(chan error, 8)
 	for range 8 {
 		go func() {
-			got, _ := imageNodes(t, r)
+			got, _, err := walkNodes(r)
+			if err != nil {
+				errc <- err
+				return
+			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				errc <- fmt.Errorf("concurrent walk mismatch (-want +got):\n%s", diff)
 				return

@@ -6,9 +6,9 @@ import (
 	"math/bits"
 	"os"
 	"runtime"
+	"sync/atomic"
+	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // WriterOptions configure WriteDir. The zero value writes an uncompressed
@@ -20,8 +20,10 @@ type WriterOptions struct {
 	// A block that compression does not shrink is stored uncompressed.
 	Compression Compression
 
-	// Level is the compressor level, e.g. 19 for zstd or 6 for gzip.
-	// 0 picks the default: 15 for zstd and 9 for gzip, as mksquashfs does.
+	// Level is the compressor level, e.g. 3 for zstd or 6 for gzip. 0
+	// picks mksquashfs's defaults: 15 for zstd and 9 for gzip. zstd levels
+	// map onto klauspost/compress's four: 1-2 fastest, 3-5 default, 6-9
+	// better, 10-22 best compression.
 	Level int
 
 	// BlockSize is the data block size, a power of two from 4 KiB to 1 MiB.
@@ -38,9 +40,10 @@ type WriterOptions struct {
 	Jobs int
 }
 
-// WriteDir writes an image of the tree at dir into out, replacing the file's
-// previous contents. The image depends only on the tree: the same tree
-// always gives byte-identical images.
+// WriteDir writes an image of the tree at dir into out, replacing the
+// file's previous contents (out may also be a block device). The image
+// depends only on the tree: the same tree always gives byte-identical
+// images.
 //
 // Entries are stored sorted by name. File contents, mode bits (setuid,
 // setgid and sticky included), owners, mtimes, symlink targets, device
@@ -54,25 +57,66 @@ func WriteDir(out *os.File, dir string, opts WriterOptions) error {
 		return err
 	}
 	defer w.close()
-	if err := w.walk(dir); err != nil {
-		return err
+	if w.truncate {
+		if err := out.Truncate(0); err != nil {
+			return fmt.Errorf("truncate %s: %w", out.Name(), err)
+		}
 	}
-	if err := out.Truncate(0); err != nil {
-		return fmt.Errorf("truncate %s: %w", out.Name(), err)
+	// The walk runs ahead of the data writer: files are stored in the
+	// order the walk finds them, which depends on the tree only.
+	files := make(chan *srcNode, 4096)
+	walked := make(chan error, 1)
+	go func() {
+		walked <- w.walk(dir, files)
+		close(files)
+	}()
+	err = w.writeData(files)
+	if err != nil {
+		w.stop.Store(true)
+		for range files {
+		}
 	}
-	if err := w.writeData(); err != nil {
+	if werr := <-walked; werr != nil {
+		return werr
+	}
+	if err != nil {
 		return err
 	}
 	return w.finish()
 }
 
-// writer holds the state of one WriteDir call. The phases run in order:
-// walk reads the tree into memory, writeData stores file contents right
-// after the superblock, finish writes the metadata tables behind the data
-// and then the superblock.
+// Writer decisions:
+//
+//   - Uncompressed images have no fragments: a file's tail is a short
+//     block. The image is no larger (nothing is padded), and reading a
+//     small file touches only its own bytes instead of a shared fragment
+//     block in the kernel's small fragment cache.
+//   - Compressed images pack tails into fragment blocks, as mksquashfs
+//     does. Blocks are compressed in parallel and written in the order
+//     they were read, so Jobs never changes the image.
+//   - Inodes are numbered and written in post-order: a directory's
+//     children come before its listing and its inode. Every reference
+//     then points backwards, and the tables are written in one pass
+//     although compressed block sizes are unknown in advance.
+//   - A directory listing gets a new header after 256 entries, where the
+//     inode metadata block changes, where an inode number is beyond int16
+//     of the header's, and where the listing enters a new metadata block.
+//     Headers of the last kind get a directory index entry.
+//   - Holes (SEEK_DATA/SEEK_HOLE) are not read and become sparse blocks,
+//     like all-zero blocks. Files with sparse blocks get extended inodes,
+//     whose sparse count keeps st_blocks right.
+//   - Xattrs are sorted by name; each distinct set is stored once, values
+//     inline.
+//   - Not done: deduplication of identical files, the NFS export table,
+//     compressor options. copy_file_range(2) for uncompressed data was
+//     measured slower than read and write on ext4 and tmpfs.
+
+// writer holds the state of one WriteDir call. walk reads the tree into
+// memory, and writeData stores file contents right after the superblock as
+// the walk finds them. Then finish writes the metadata tables behind the
+// data, and the superblock.
 type writer struct {
 	out       *os.File
-	outFd     int // out's descriptor, for copy_file_range
 	blockSize uint32
 	blockLog  uint16
 	jobs      int
@@ -81,13 +125,14 @@ type writer struct {
 	epoch     uint32           // clamp for mtimes if hasEpoch
 	hasEpoch  bool
 
-	skip        fileKey // the output file, if it lies inside the tree
-	noCopyRange bool    // copy_file_range failed: read and write instead
+	skip     fileKey // the output file, if it lies inside the tree
+	truncate bool    // out is a regular file (not e.g. a block device)
+
+	stop atomic.Bool // writeData failed: the walk may stop
 
 	// Set by walk.
 	root   *srcNode
-	files  []*srcNode // regular files with data, in image order
-	newest uint32     // newest mtime in the tree
+	newest uint32 // newest mtime in the tree
 
 	// Set by writeData.
 	dataEnd uint64       // image offset right behind the data blocks
@@ -132,16 +177,14 @@ func newWriter(out *os.File, opts WriterOptions) (*writer, error) {
 	default:
 		return nil, fmt.Errorf("squashfs: writing %v images is not supported (use none, gzip or zstd)", opts.Compression)
 	}
-	rc, err := out.SyscallConn()
+	fi, err := out.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("write image %s: %w", out.Name(), err)
+		return nil, fmt.Errorf("write image: %w", err)
 	}
-	rc.Control(func(fd uintptr) { w.outFd = int(fd) })
-	var st unix.Stat_t
-	if err := unix.Fstat(w.outFd, &st); err != nil {
-		return nil, fmt.Errorf("stat %s: %w", out.Name(), err)
+	w.truncate = fi.Mode().IsRegular()
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		w.skip = fileKey{st.Dev, st.Ino}
 	}
-	w.skip = fileKey{uint64(st.Dev), st.Ino}
 	w.ids.init()
 	w.xattrs.init(w.metaComp)
 	return w, nil

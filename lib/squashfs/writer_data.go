@@ -6,31 +6,33 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
 
-// writeData stores the contents of every regular file, in walk order,
-// from the end of the superblock on. Blocks that are holes in the source
-// or all zeros become sparse blocks: size 0, nothing stored.
-func (w *writer) writeData() error {
+// writeData stores the contents of the regular files from files, from the
+// end of the superblock on. Blocks that are holes in the source or all
+// zeros become sparse blocks: size 0, nothing stored.
+func (w *writer) writeData(files <-chan *srcNode) error {
 	if w.codec != nil {
-		return w.writeCompressed()
+		return w.writeCompressed(files)
 	}
-	return w.writePlain()
+	return w.writePlain(files)
 }
 
 // imageOut buffers sequential writes to the image. A full buffer is
 // written by a goroutine while the other buffer fills, so reading the
 // sources and writing the image overlap.
 type imageOut struct {
-	f     *os.File
-	buf   []byte
-	off   uint64      // image offset of buf[0]
-	spare chan []byte // buffers the writing goroutine is done with
-	todo  chan outChunk
-	done  chan error // the writing goroutine's result, after todo is closed
-	err   error      // first error, once known
+	f      *os.File
+	buf    []byte
+	off    uint64      // image offset of buf[0]
+	spare  chan []byte // buffers the writing goroutine is done with
+	todo   chan outChunk
+	done   chan struct{}         // closed when the writing goroutine ends
+	err    atomic.Pointer[error] // the first write error
+	closed bool
 }
 
 type outChunk struct {
@@ -45,20 +47,20 @@ func newImageOut(f *os.File, off uint64, size int) *imageOut {
 		off:   off,
 		spare: make(chan []byte, 1),
 		todo:  make(chan outChunk),
-		done:  make(chan error, 1),
+		done:  make(chan struct{}),
 	}
 	o.spare <- make([]byte, 0, size)
 	go func() {
-		var err error
+		defer close(o.done)
 		for c := range o.todo {
-			if err == nil {
-				if _, werr := f.WriteAt(c.b, int64(c.off)); werr != nil {
-					err = fmt.Errorf("write %s: %w", f.Name(), werr)
+			if o.err.Load() == nil {
+				if _, err := f.WriteAt(c.b, int64(c.off)); err != nil {
+					err = fmt.Errorf("write %s: %w", f.Name(), err)
+					o.err.Store(&err)
 				}
 			}
 			o.spare <- c.b[:0]
 		}
-		o.done <- err
 	}()
 	return o
 }
@@ -66,10 +68,11 @@ func newImageOut(f *os.File, off uint64, size int) *imageOut {
 // pos returns the image offset of the next byte.
 func (o *imageOut) pos() uint64 { return o.off + uint64(len(o.buf)) }
 
-// flush hands the buffer to the writing goroutine and takes the other.
+// flush hands the buffer to the writing goroutine and takes the other. It
+// returns the error of an earlier write, if any.
 func (o *imageOut) flush() error {
-	if o.err != nil {
-		return o.err
+	if err := o.err.Load(); err != nil {
+		return *err
 	}
 	if len(o.buf) == 0 {
 		return nil
@@ -80,30 +83,21 @@ func (o *imageOut) flush() error {
 	return nil
 }
 
-// reserve flushes the buffer and returns the image offset of the next n
-// bytes, for the caller to write itself.
-func (o *imageOut) reserve(n int64) (uint64, error) {
-	if err := o.flush(); err != nil {
-		return 0, err
-	}
-	at := o.off
-	o.off += uint64(n)
-	return at, nil
-}
-
 // close writes what is buffered, stops the writing goroutine and returns
 // the first error.
 func (o *imageOut) close() error {
-	err := o.flush()
-	close(o.todo)
-	if werr := <-o.done; err == nil {
-		err = werr
+	if o.closed {
+		return errors.New("image output closed twice")
 	}
-	o.err = errors.Join(err, errOutClosed)
-	return err
+	o.closed = true
+	o.flush()
+	close(o.todo)
+	<-o.done
+	if err := o.err.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
-
-var errOutClosed = errors.New("image output closed")
 
 // space returns room for n bytes at the end of the buffer, for the caller
 // to fill and commit.
@@ -177,8 +171,8 @@ func (f *srcFile) findData(size int64) error {
 	return nil
 }
 
-// hole reports whether [off, off+n) lies in a hole. Calls must come with
-// increasing off.
+// hole reports whether [off, off+n) lies in a hole. It forgets the data
+// regions before off, so calls must come with non-decreasing off.
 func (f *srcFile) hole(off, n int64) bool {
 	if f.data == nil {
 		return false
@@ -213,21 +207,19 @@ func allZero(b, zero []byte) bool {
 }
 
 // writePlain stores every block uncompressed and uses no fragments: a
-// file's last block is just shorter. Small files are read straight into
-// the output buffer; large ones are copied with copy_file_range(2).
-func (w *writer) writePlain() error {
+// file's last block is just shorter. Data is read straight into the
+// output buffer.
+//
+// (copy_file_range(2) into the image was slower on ext4 and tmpfs: the
+// kernel splices page by page, and all-zero blocks still need reading.)
+func (w *writer) writePlain(files <-chan *srcNode) error {
 	o := newImageOut(w.out, superblockSize, max(4<<20, 2*int(w.blockSize)))
 	zero := make([]byte, w.blockSize)
-	scratch := make([]byte, w.blockSize)
-	for _, n := range w.files {
-		var err error
-		if n.size >= copyRangeMin && !w.noCopyRange {
-			err = w.plainFileCopy(o, n, zero, scratch)
-		} else {
-			err = w.plainFile(o, n, zero)
-		}
-		if err != nil {
-			o.close()
+	for n := range files {
+		if err := w.plainFile(o, n, zero); err != nil {
+			if cerr := o.close(); cerr != nil {
+				return cerr // the cause
+			}
 			return err
 		}
 	}
@@ -255,19 +247,18 @@ func (w *writer) plainFile(o *imageOut, n *srcNode, zero []byte) error {
 			i++
 			continue
 		}
-		// Read as many blocks as fit the buffer (at least one) with one
-		// call, then drop the all-zero ones.
+		// Read as many data blocks as the buffer has room for (at least
+		// one) with one call, then drop the all-zero ones. The room is
+		// fixed first: hole must not be asked about a block twice.
+		room := int64(cap(o.buf)-len(o.buf)) / bs
+		if room == 0 {
+			room = int64(cap(o.buf)) / bs // space flushes
+		}
 		run := 1
-		for i+run < len(n.blocks) && int64(run+1)*bs <= int64(cap(o.buf)) && !f.hole(off+int64(run)*bs, min(bs, size-off-int64(run)*bs)) {
+		for i+run < len(n.blocks) && int64(run) < room && !f.hole(off+int64(run)*bs, min(bs, size-off-int64(run)*bs)) {
 			run++
 		}
 		length := min(int64(run)*bs, size-off)
-		if cap(o.buf)-len(o.buf) < int(length) {
-			// Read fewer blocks rather than flush a mostly empty buffer.
-			if free := int64(cap(o.buf)-len(o.buf)) / bs; free > 0 {
-				run, length = int(free), free*bs
-			}
-		}
 		s, err := o.space(int(length))
 		if err != nil {
 			return err
@@ -291,116 +282,6 @@ func (w *writer) plainFile(o *imageOut, n *srcNode, zero []byte) error {
 		}
 		o.commit(kept)
 		i += run
-	}
-	return nil
-}
-
-// copyRangeMin is the file size from which writePlain copies with
-// copy_file_range(2): the kernel moves the data, or shares the extents
-// on file systems with reflinks, and of each block only a sample is read
-// to find all-zero blocks.
-const copyRangeMin = 1 << 20
-
-func (w *writer) plainFileCopy(o *imageOut, n *srcNode, zero, scratch []byte) error {
-	f, err := openSrc(n)
-	if err != nil {
-		return err
-	}
-	defer f.close()
-	bs := int64(w.blockSize)
-	size := int64(n.size)
-	n.blocks = make([]uint32, (size+bs-1)/bs)
-	var runStart, runLen int64 // source range of data blocks to copy
-	started := false
-	copyRun := func() error {
-		if runLen == 0 {
-			return nil
-		}
-		dst, err := o.reserve(runLen)
-		if err != nil {
-			return err
-		}
-		if !started {
-			n.start, started = dst, true
-		}
-		err = w.copyRange(f, runStart, dst, runLen, scratch)
-		runLen = 0
-		return err
-	}
-	for i := range n.blocks {
-		off := int64(i) * bs
-		l := min(bs, size-off)
-		sparse := f.hole(off, l)
-		if !sparse {
-			if sparse, err = f.zeroBlock(off, scratch[:l], zero); err != nil {
-				return err
-			}
-		}
-		if sparse {
-			n.sparse += uint64(l)
-			if err := copyRun(); err != nil {
-				return err
-			}
-			continue
-		}
-		if runLen == 0 {
-			runStart = off
-		}
-		runLen += l
-		n.blocks[i] = uint32(l) | dataUncomp
-	}
-	return copyRun()
-}
-
-// zeroBlock reports whether the block at off, as long as b, is all zeros.
-// It reads a sample first, which settles most blocks.
-func (f *srcFile) zeroBlock(off int64, b, zero []byte) (bool, error) {
-	sample := b[:min(len(b), 512)]
-	if err := f.read(sample, off); err != nil {
-		return false, err
-	}
-	if !allZero(sample, zero) {
-		return false, nil
-	}
-	if err := f.read(b, off); err != nil {
-		return false, err
-	}
-	return allZero(b, zero), nil
-}
-
-// copyRange copies n bytes at off in f to the image at dst. Where the
-// kernel cannot (e.g. copy_file_range across file systems on older
-// kernels), it reads and writes, and later files take the buffered path.
-func (w *writer) copyRange(f *srcFile, off int64, dst uint64, n int64, scratch []byte) error {
-	outOff := int64(dst)
-	for n > 0 {
-		c, err := unix.CopyFileRange(f.fd, &off, w.outFd, &outOff, int(min(n, 1<<30)), 0)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			if !errors.Is(err, unix.EXDEV) && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EOPNOTSUPP) {
-				return fmt.Errorf("copy %s to %s: %w", f.path, w.out.Name(), err)
-			}
-			w.noCopyRange = true
-			break
-		}
-		if c == 0 {
-			return fmt.Errorf("read %s: %w (file shrank while writing the image)", f.path, io.ErrUnexpectedEOF)
-		}
-		n -= int64(c)
-	}
-	for n > 0 {
-		b := scratch[:min(n, int64(len(scratch)))]
-		if err := f.read(b, off); err != nil {
-			return err
-		}
-		if _, err := w.out.WriteAt(b, outOff); err != nil {
-			return fmt.Errorf("write %s: %w", w.out.Name(), err)
-		}
-		off += int64(len(b))
-		outOff += int64(len(b))
-		n -= int64(len(b))
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ func (j *blockJob) stored() []byte {
 // memory in flight.
 //
 //	read → work → workers → (done) → drain in order → image
-func (w *writer) writeCompressed() error {
+func (w *writer) writeCompressed(files <-chan *srcNode) error {
 	inFlight := 2*w.jobs + 2
 	free := make(chan *blockJob, inFlight)
 	for range inFlight {
@@ -87,14 +87,14 @@ func (w *writer) writeCompressed() error {
 			}
 			free <- j
 		}
-		if cerr := o.close(); err == nil {
-			err = cerr
+		if cerr := o.close(); cerr != nil {
+			err = cerr // the first write error, which err may only echo
 		}
 		drained <- err
 	}()
 
 	p := &producer{w: w, free: free, work: work, order: order, failed: &failed, zero: make([]byte, w.blockSize)}
-	err := p.run()
+	err := p.run(files)
 	close(work)
 	close(order)
 	workers.Wait()
@@ -126,8 +126,8 @@ func (p *producer) submit(j *blockJob) {
 	p.work <- j
 }
 
-func (p *producer) run() error {
-	for _, n := range p.w.files {
+func (p *producer) run(files <-chan *srcNode) error {
+	for n := range files {
 		if p.failed.Load() {
 			return nil // the drain reports the error
 		}

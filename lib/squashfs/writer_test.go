@@ -2,6 +2,7 @@ package squashfs
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"hash/maphash"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,14 +54,15 @@ func writeTestImage(t testing.TB, dir string, opts WriterOptions) string {
 }
 
 // checkImage reads img back with the kernel and with unsquashfs, and
-// compares what they see with the tree at src.
-func checkImage(t *testing.T, src, img string) {
+// compares what they see with the tree at src. It returns the kernel's
+// mount point.
+func checkImage(t *testing.T, src, img string) string {
 	t.Helper()
-	checkImageWith(t, src, img, distritest.DiffTrees)
+	return checkImageWith(t, src, img, distritest.DiffTrees)
 }
 
 // checkImageWith is checkImage with diff comparing trees.
-func checkImageWith(t *testing.T, src, img string, diff func(want, got string) []string) {
+func checkImageWith(t *testing.T, src, img string, diff func(want, got string) []string) string {
 	t.Helper()
 	distritest.NeedRoot(t)
 	unsquashfs := distritest.NeedTool(t, "unsquashfs")
@@ -106,6 +109,51 @@ func checkImageWith(t *testing.T, src, img string, diff func(want, got string) [
 	for _, d := range diff(src, dest) {
 		t.Errorf("unsquashfs -d: %s", d)
 	}
+	return mnt
+}
+
+// checkInodes checks the kernel's view of the numbering: inode numbers
+// 1..inode count, one per inode (hard links share one), the root last,
+// and a directory's link count 2 + its subdirectories.
+func checkInodes(t *testing.T, img, mnt string) {
+	t.Helper()
+	count := readSuperblock(t, img).InodeCount
+	seen := make(map[uint64]bool)
+	err := filepath.Walk(mnt, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Ino < 1 || st.Ino > uint64(count) {
+			t.Errorf("%s: inode number %d outside 1..%d", p, st.Ino, count)
+		}
+		seen[st.Ino] = true
+		if p == mnt && st.Ino != uint64(count) {
+			t.Errorf("root inode number = %d, want %d (the last)", st.Ino, count)
+		}
+		if fi.IsDir() {
+			ents, err := os.ReadDir(p)
+			if err != nil {
+				return err
+			}
+			want := uint64(2)
+			for _, e := range ents {
+				if e.IsDir() {
+					want++
+				}
+			}
+			if st.Nlink != want {
+				t.Errorf("%s: link count %d, want %d", p, st.Nlink, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != int(count) {
+		t.Errorf("%d distinct inode numbers, want %d", len(seen), count)
+	}
 }
 
 // readSuperblock returns the superblock of the image at img.
@@ -144,7 +192,8 @@ func TestWriteDirRoundTrip(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			img := writeTestImage(t, src, tt.opts)
-			checkImage(t, src, img)
+			mnt := checkImage(t, src, img)
+			checkInodes(t, img, mnt)
 		})
 	}
 }
@@ -239,7 +288,11 @@ func TestWriteDirHugeDirectory(t *testing.T) {
 	for _, c := range []Compression{None, Zstd} {
 		t.Run(c.String(), func(t *testing.T) {
 			img := writeTestImage(t, src, WriterOptions{Compression: c})
-			checkImage(t, src, img)
+			// The tree has no xattrs; not looking for them saves minutes.
+			mnt := checkImageWith(t, src, img, func(want, got string) []string {
+				return distritest.DiffTreesWith(want, got, distritest.DiffOptions{IgnoreXattrs: true})
+			})
+			checkInodes(t, img, mnt)
 		})
 	}
 }
@@ -607,5 +660,128 @@ func TestWriterMetaBlocks(t *testing.T) {
 	}
 	if got, want := m.out[0:2], []byte{0x00, 0xa0}; !bytes.Equal(got, want) {
 		t.Errorf("first length word = %x, want %x (8192 | uncompressed)", got, want)
+	}
+}
+
+func TestWriteDirWriteError(t *testing.T) {
+	// More files than the walk may run ahead, and more data than the
+	// output buffers hold.
+	src := t.TempDir()
+	for i := range 5000 {
+		if err := os.WriteFile(filepath.Join(src, fmt.Sprint(i)), distritest.Bytes(4000, int64(i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []Compression{None, Zstd} {
+		t.Run(c.String(), func(t *testing.T) {
+			// Every write to /dev/full fails with ENOSPC: WriteDir must
+			// report it, not hang on the walk running ahead.
+			f, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+			if err != nil {
+				distritest.Skip(t, "no /dev/full: %v", err)
+			}
+			defer f.Close()
+			err = WriteDir(f, src, WriterOptions{Compression: c, Level: 1, BlockSize: 4096})
+			if !errors.Is(err, unix.ENOSPC) {
+				t.Errorf("WriteDir(/dev/full) = %v, want ENOSPC", err)
+			}
+		})
+	}
+}
+
+func TestWriteDirSparseAfterFullBuffer(t *testing.T) {
+	distritest.NeedRoot(t)
+	// Uncompressed, "a" leaves room for two 4 KiB blocks in the 4 MiB
+	// output buffer; "b" then starts with four data blocks, a hole and
+	// more data. The blocks of "b" that do not fit must not be taken for
+	// the hole.
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "a"), distritest.Bytes(1022*4096, 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(src, "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(distritest.Bytes(4*4096, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(distritest.Bytes(3*4096, 3), 100*4096); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// "c" ends in a hole, so its tail (a fragment when compressing) is one.
+	if err := os.WriteFile(filepath.Join(src, "c"), distritest.Bytes(4096, 4), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(src, "c"), 5*4096+100); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []Compression{None, Zstd} {
+		t.Run(c.String(), func(t *testing.T) {
+			img := writeTestImage(t, src, WriterOptions{Compression: c, Level: 1, BlockSize: 4096})
+			checkImage(t, src, img)
+		})
+	}
+}
+
+func TestWriteDirRandomLayouts(t *testing.T) {
+	distritest.NeedRoot(t)
+	// Files of data blocks, written zero blocks, holes and blocks that
+	// are zero but for one byte, at random, with 4 KiB blocks so that the
+	// output buffer boundaries fall everywhere.
+	src := t.TempDir()
+	const bs = 4096
+	rnd := distritest.Bytes(1<<16, 99)
+	next := func(n int) int {
+		v := int(rnd[0])<<8 | int(rnd[1])
+		rnd = rnd[2:]
+		return v % n
+	}
+	for i := range 40 {
+		f, err := os.Create(filepath.Join(src, fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := next(400)
+		for b := range blocks {
+			off := int64(b) * bs
+			var werr error
+			switch next(4) {
+			case 0:
+				_, werr = f.WriteAt(distritest.Bytes(bs, int64(i*1000+b)), off)
+			case 1:
+				_, werr = f.WriteAt(make([]byte, bs), off)
+			case 2:
+				// a hole
+			case 3:
+				one := make([]byte, bs)
+				one[next(bs)] = 1
+				_, werr = f.WriteAt(one, off)
+			}
+			if werr != nil {
+				t.Fatal(werr)
+			}
+		}
+		size := int64(blocks)*bs + int64(next(bs))
+		if next(2) == 0 {
+			_, err = f.WriteAt(distritest.Bytes(int(size%bs), int64(i)), size-size%bs)
+		} else {
+			err = f.Truncate(size)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []Compression{None, Zstd, Gzip} {
+		t.Run(c.String(), func(t *testing.T) {
+			img := writeTestImage(t, src, WriterOptions{Compression: c, Level: 1, BlockSize: bs})
+			checkImage(t, src, img)
+		})
 	}
 }

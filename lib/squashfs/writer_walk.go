@@ -51,6 +51,7 @@ func (n *srcNode) isDir() bool { return n.mode&unix.S_IFMT == unix.S_IFDIR }
 // walker reads a tree into srcNodes.
 type walker struct {
 	w     *writer
+	files chan<- *srcNode
 	links map[fileKey]*srcNode // nodes whose source has more than one link
 	names []byte               // listxattr buffer
 	value []byte               // getxattr buffer
@@ -60,9 +61,11 @@ type walker struct {
 }
 
 // walk reads the tree at dir: names, inodes and xattrs, not file contents.
-func (w *writer) walk(dir string) error {
+// It sends the regular files with contents to files, in walk order.
+func (w *writer) walk(dir string, files chan<- *srcNode) error {
 	wk := &walker{
 		w:     w,
+		files: files,
 		links: make(map[fileKey]*srcNode),
 		names: make([]byte, 4096),
 		value: make([]byte, 4096),
@@ -85,6 +88,9 @@ func (w *writer) walk(dir string) error {
 
 // dir reads the entries of the directory d at path, then recurses.
 func (wk *walker) dir(d *srcNode, path string) error {
+	if wk.w.stop.Load() {
+		return nil
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -164,7 +170,6 @@ func (wk *walker) node(st *unix.Stat_t, path string, dirfd int, name string) (*s
 		n.holes = st.Blocks*512 < st.Size
 		if n.size > 0 {
 			n.path = path
-			w.files = append(w.files, n)
 		}
 	case unix.S_IFLNK:
 		t, err := wk.readlink(dirfd, name, path)
@@ -183,6 +188,9 @@ func (wk *walker) node(st *unix.Stat_t, path string, dirfd int, name string) (*s
 		return nil, err
 	}
 	n.xattr = x
+	if n.path != "" {
+		wk.files <- n // complete: the data writer may start on it
+	}
 	return n, nil
 }
 
