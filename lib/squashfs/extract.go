@@ -37,8 +37,9 @@ type ExtractOptions struct {
 // and sockets, and device nodes when running as root. It restores
 // permission bits including setuid, setgid and sticky, owners when root,
 // mtimes and xattrs (those the destination file system and our privileges
-// allow; the rest are logged). dst is created if needed and gets the
-// attributes of the extracted root; entries must not exist in it yet.
+// allow; the rest are logged). dst is created if needed (its parent must
+// exist) and gets the attributes of the extracted root; entries must not
+// exist in it yet: Extract never replaces a file.
 //
 // Files are written by a pool of opts.Jobs workers. Directory attributes
 // are applied last, deepest first, so that restrictive modes and mtimes
@@ -53,12 +54,11 @@ func (r *Reader) Extract(dst string, opts ExtractOptions) error {
 		jobs = runtime.GOMAXPROCS(0)
 	}
 	g, ctx := errgroup.WithContext(context.Background())
-	g.SetLimit(jobs)
 	x := &extractor{
 		r:       r,
 		log:     opts.Log,
 		ctx:     ctx,
-		g:       g,
+		files:   make(chan fileJob, 256),
 		uid:     os.Geteuid(),
 		gid:     os.Getegid(),
 		umask:   umask(),
@@ -69,7 +69,24 @@ func (r *Reader) Extract(dst string, opts ExtractOptions) error {
 	if r.file != nil {
 		x.srcFd = int(r.file.Fd()) // once: each Fd call costs fcntl calls
 	}
+	// The walk creates directories, symlinks and special files and queues
+	// regular files for the workers. The queue lets it run ahead, so a
+	// worker that finishes a file finds the next one waiting.
+	for range jobs {
+		g.Go(func() error {
+			for job := range x.files {
+				if ctx.Err() != nil {
+					continue // drain: another worker failed
+				}
+				if err := x.writeFile(job.path, job.in); err != nil {
+					return fmt.Errorf("squashfs: extract %s: %w", job.path, err)
+				}
+			}
+			return nil
+		})
+	}
 	walkErr := x.extract(dst, root, true)
+	close(x.files)
 	if err := g.Wait(); err != nil {
 		return err
 	}
@@ -99,16 +116,21 @@ type extractor struct {
 	r        *Reader
 	log      *log.Logger
 	ctx      context.Context
-	g        *errgroup.Group
-	srcFd    int         // the image's descriptor for copy_file_range, or -1
-	uid, gid int         // ours: owners equal to them need no chown
-	umask    fs.FileMode // of the process; all bits when unknown
+	files    chan fileJob // regular files for the workers
+	srcFd    int          // the image's descriptor for copy_file_range, or -1
+	uid, gid int          // ours: owners equal to them need no chown
+	umask    fs.FileMode  // of the process; all bits when unknown
 
 	// Touched by the walking goroutine only.
 	links        map[Inode]string // first path of every multiply linked inode
 	pendingLinks []pendingLink    // made after the files they point at
 	dirs         []extractedDir   // in creation (pre-)order
 	visited      map[Inode]bool   // directories seen: a corrupt image may loop
+}
+
+type fileJob struct {
+	path string
+	in   *inodeData
 }
 
 type pendingLink struct{ oldname, newname string }
@@ -143,17 +165,22 @@ func (x *extractor) extract(path string, ino Inode, top bool) error {
 			x.pendingLinks = append(x.pendingLinks, pendingLink{first, path})
 			return nil
 		}
+	}
+	if mode&fs.ModeDevice != 0 && x.uid != 0 {
+		x.logf("squashfs: extract %s: device node %v skipped: not root", path, mode)
+		return nil
+	}
+	if in.nlink > 1 {
 		x.links[ino] = path
 	}
 	switch mode.Type() {
 	case 0:
-		x.g.Go(func() error {
-			if err := x.writeFile(path, in); err != nil {
-				return fmt.Errorf("squashfs: extract %s: %w", path, err)
-			}
+		select {
+		case x.files <- fileJob{path, in}:
 			return nil
-		})
-		return nil
+		case <-x.ctx.Done():
+			return x.ctx.Err()
+		}
 	case fs.ModeSymlink:
 		target, err := x.r.Readlink(ino)
 		if err != nil {
@@ -167,10 +194,6 @@ func (x *extractor) extract(path string, ino Inode, top bool) error {
 		if err != nil {
 			return fmt.Errorf("squashfs: extract %s: %w", path, err)
 		}
-		if mode&fs.ModeDevice != 0 && x.uid != 0 {
-			x.logf("squashfs: extract %s: device node %v skipped: not root", path, mode)
-			return nil
-		}
 		if err := mknod(path, mode, st.Rdev); err != nil {
 			return fmt.Errorf("squashfs: extract %s: mknod: %w", path, err)
 		}
@@ -183,10 +206,17 @@ func (x *extractor) extractDir(path string, in *inodeData, top bool) error {
 		return fmt.Errorf("squashfs: extract %s: directory inode %v appears twice in the tree", path, in.ref)
 	}
 	x.visited[in.ref] = true
-	// 0700 until setAttrs: we must be able to write into it meanwhile.
+	// 0700 until setAttrs: we must be able to write into it meanwhile,
+	// and no setgid bit may hand its group to what we create in it.
 	if err := os.Mkdir(path, 0o700); err != nil {
-		if fi, serr := os.Lstat(path); !top || serr != nil || !fi.IsDir() {
+		fi, serr := os.Lstat(path)
+		if !top || serr != nil || !fi.IsDir() {
 			return fmt.Errorf("squashfs: extract: %w", err)
+		}
+		if fi.Mode()&fs.ModeSetgid != 0 {
+			if err := os.Chmod(path, 0o700); err != nil {
+				return fmt.Errorf("squashfs: extract: %w", err)
+			}
 		}
 	}
 	x.dirs = append(x.dirs, extractedDir{path, in.ref})

@@ -23,7 +23,7 @@ type outFile struct {
 func createOut(path string, perm fs.FileMode) (*outFile, error) {
 	for {
 		fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
-		if err == unix.EINTR {
+		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
@@ -41,7 +41,7 @@ func (f *outFile) WriteAt(p []byte, off int64) (int, error) {
 	n := 0
 	for n < len(p) {
 		k, err := unix.Pwrite(f.fd, p[n:], off+int64(n))
-		if err == unix.EINTR {
+		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
@@ -100,7 +100,7 @@ func (f *outFile) CopyFrom(src int, srcOff, off, n int64) (int64, error) {
 	done := int64(0)
 	for done < n {
 		k, err := unix.CopyFileRange(src, &srcOff, f.fd, &off, int(min(n-done, 1<<30)), 0)
-		if err == unix.EINTR {
+		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {

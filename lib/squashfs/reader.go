@@ -119,7 +119,7 @@ func Open(path string) (*Reader, error) {
 	r, err := NewReader(f)
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	r.closer = f
 	return r, nil

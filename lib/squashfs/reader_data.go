@@ -167,6 +167,16 @@ func (r *Reader) readBlock(f *fileInfo, i int, p []byte, in int64) (int, error) 
 		if l < in+int64(k) {
 			return 0, fmt.Errorf("block %d: stored %d bytes, want %d", i, l, blockLen)
 		}
+		// Uncompressed blocks lie back to back: extend the read over
+		// the following ones, one system call for all.
+		for j := i + 1; l == blockLen && k < len(p) && j < len(f.sizes); j++ {
+			wj := f.sizes[j]
+			lj := min(bs, f.size-int64(j)*bs)
+			if wj&dataUncomp == 0 || int64(wj&blockSizeMask) != lj {
+				break
+			}
+			k += int(min(int64(len(p)-k), lj))
+		}
 		if err := r.readFull(p[:k], f.blockStart(i)+in); err != nil {
 			return 0, fmt.Errorf("block %d: %w", i, err)
 		}

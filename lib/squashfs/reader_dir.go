@@ -190,8 +190,11 @@ func (r *Reader) LookupPath(p string) (Inode, error) {
 		if comp == ".." {
 			return 0, fmt.Errorf("squashfs: lookup %q: \"..\" not supported: %w", p, fs.ErrInvalid)
 		}
+		if typ == fs.ModeSymlink {
+			return 0, fmt.Errorf("squashfs: lookup %q: %q is a symlink, which LookupPath does not follow: %w", p, walked, syscall.ENOTDIR)
+		}
 		if typ != fs.ModeDir {
-			return 0, fmt.Errorf("squashfs: lookup %q: %q is not a directory (%v): %w", p, walked, typ, syscall.ENOTDIR)
+			return 0, fmt.Errorf("squashfs: lookup %q: %q is not a directory: %w", p, walked, syscall.ENOTDIR)
 		}
 		e, err := r.lookup(ino, comp)
 		if err != nil {

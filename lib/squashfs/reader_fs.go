@@ -1,6 +1,7 @@
 package squashfs
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -208,7 +209,7 @@ func (f *fsFile) ReadAt(p []byte, off int64) (int, error) {
 		return 0, &fs.PathError{Op: "read", Path: f.path, Err: syscall.EINVAL}
 	}
 	n, err := f.r.ReadAt(f.ino, p, off)
-	if err != nil && err != io.EOF {
+	if err != nil && !errors.Is(err, io.EOF) {
 		err = &fs.PathError{Op: "read", Path: f.path, Err: err}
 	}
 	return n, err
@@ -217,7 +218,7 @@ func (f *fsFile) ReadAt(p []byte, off int64) (int, error) {
 func (f *fsFile) Read(p []byte) (int, error) {
 	n, err := f.ReadAt(p, f.off)
 	f.off += int64(n)
-	if err == io.EOF && n > 0 {
+	if errors.Is(err, io.EOF) && n > 0 {
 		err = nil // the next Read reports EOF
 	}
 	return n, err
