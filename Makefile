@@ -13,23 +13,37 @@ CMDS := distri distri-build distri-install distri-fuse distri-mkimage distri-ini
 
 # Debian packages: squashfs-tools and squashfuse are the peers of
 # lib/squashfs; fuse3 gives fusermount3; util-linux mounts loop devices;
-# minisign and nginx are the peers of distri-mirror, cryptsetup of lib/luks.
-DEBS := squashfs-tools squashfuse fuse3 util-linux xz-utils zstd lz4 minisign nginx-light cryptsetup-bin
+# minisign and nginx are the peers of distri-mirror, cryptsetup of lib/luks;
+# qemu boots the initramfs and images, kmod (depmod) builds module trees,
+# fdisk, cpio and e2fsprogs make and check disks and archives.
+DEBS := squashfs-tools squashfuse fuse3 util-linux xz-utils zstd lz4 minisign nginx-light cryptsetup-bin \
+	qemu-system-x86 kmod fdisk cpio e2fsprogs
+
+# The benchmarks' peers: Debian's initramfs generators, and apt/dpkg
+# installing into a debootstrap'ed chroot from a loopback repository.
+BENCH_DEBS := initramfs-tools-core dracut-core debootstrap dpkg-dev apt-utils curl
 
 # How long CI fuzzes the SquashFS reader.
 FUZZTIME ?= 30s
 
-.PHONY: all build test deps bench generate clean
+.PHONY: all build test deps bench-deps install-debs bench generate clean
 
 all: deps build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -trimpath -o $(BIN)/ $(addprefix ./,$(CMDS))
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ $(addprefix ./,$(CMDS))
 	@echo "built $(addprefix $(BIN)/,$(CMDS))" >&2
 
 deps:
-	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	@$(MAKE) --no-print-directory install-debs PKGS="$(DEBS)"
+
+bench-deps:
+	@$(MAKE) --no-print-directory install-debs PKGS="$(DEBS) $(BENCH_DEBS)"
+
+# install-debs installs those of $(PKGS) that are missing.
+install-debs:
+	@missing=$$(for p in $(PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:" $$missing >&2; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -44,7 +58,7 @@ test: deps
 	$(GO) test -count=1 -timeout 40m ./...
 	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./lib/squashfs
 
-bench: deps
+bench: bench-deps
 	$(GO) run ./bench
 
 generate:

@@ -10,14 +10,20 @@ import (
 )
 
 func newRootCmd(stdio cli.Stdio) *cobra.Command {
-	return &cobra.Command{
+	root := &cobra.Command{
 		Use:   "distri-mkimage",
 		Short: "make root trees, disk images and initramfs archives",
 		Long: `distri-mkimage assembles images from distri packages: root file system
 trees, GPT disk images, initramfs archives, and GCE, docker, LXD,
 VirtualBox and qcow2 outputs.
 
-Image making arrives with the image work; this release provides --help
-and --version only.`,
+Each command prints the path of what it wrote on stdout.
+
+Examples:
+  % distri-mkimage initramfs --kernel-release 6.1.0-56-cloud-amd64 -o initramfs.img`,
 	}
+	root.AddCommand(
+		newInitramfsCmd(stdio),
+	)
+	return root
 }

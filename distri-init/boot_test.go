@@ -1,0 +1,418 @@
+package main
+
+// VM tests: boot Debian's cloud kernel in QEMU (TCG) with an initramfs
+// from distri-mkimage and distri-init, and assert on distri-init's
+// console lines. Disk layouts:
+//
+//   - plain: /dev/vda is an ext4 file system (no partition table);
+//   - gpt: /dev/vda has a GPT, partition 2 is ext4;
+//   - luks: /dev/vda is a LUKS2 container (16 MiB header) holding ext4.
+//
+// Every root's /init is testdata/rootinit, which prints
+// "ROOT INIT REACHED …" and powers off. Set DISTRI_TEST_VM_LOG=1 to see
+// each console log.
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"distri.dev/distri/lib/distritest"
+	"distri.dev/distri/lib/luks"
+)
+
+const (
+	rootUUID  = "5f3b8a41-0c2e-4d7a-9b61-3e8f2c1d0a77"
+	rootLabel = "distri-root"
+	partUUID  = "0b5e2c7a-94d1-4f3e-8a26-7c1d9e0f4b58"
+	luksUUID  = "ba0504ec-11b1-4015-b9fe-80939af15a81"
+	// bootTimeout bounds one boot from QEMU start to the root's init.
+	bootTimeout = 90 * time.Second
+	// kernelArgs keep the kernel's own messages to warnings.
+	kernelArgs = "loglevel=4"
+)
+
+type bootEnv struct {
+	kernel  *distritest.Kernel
+	mkimage string
+	init    string
+	initrd  string // the default initramfs
+}
+
+var (
+	envOnce sync.Once
+	env     *bootEnv
+	envErr  string
+)
+
+// setup builds the binaries and the default initramfs once.
+func setup(t *testing.T) *bootEnv {
+	t.Helper()
+	distritest.NeedQEMU(t)
+	distritest.NeedTool(t, "mkfs.ext4")
+	distritest.NeedTool(t, "depmod")
+	envOnce.Do(func() {
+		e := &bootEnv{
+			kernel:  distritest.DebianKernel(t),
+			mkimage: distritest.Binary(t, "distri.dev/distri/distri-mkimage"),
+			init:    distritest.StaticBinary(t, "distri.dev/distri/distri-init"),
+		}
+		dir, err := os.MkdirTemp("", "distri-boot-test-")
+		if err != nil {
+			envErr = err.Error()
+			return
+		}
+		e.initrd = filepath.Join(dir, "initramfs.img")
+		if out, err := e.mkInitramfs(e.initrd); err != nil {
+			envErr = fmt.Sprintf("%v\n%s", err, out)
+			return
+		}
+		env = e
+	})
+	if env == nil {
+		t.Fatalf("setup: %s", envErr)
+	}
+	return env
+}
+
+func (e *bootEnv) mkInitramfs(out string, extra ...string) ([]byte, error) {
+	args := append([]string{"initramfs", "--kernel-release", e.kernel.Release, "--modules", e.kernel.Modules,
+		"--init", e.init, "-o", out}, extra...)
+	return exec.Command(e.mkimage, args...).CombinedOutput()
+}
+
+// rootTree returns a directory for a root file system whose /init is
+// the program at init (testdata/rootinit by default).
+func rootTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{"dev", "proc", "sys", "run", "tmp", "etc"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if files == nil {
+		files = map[string]string{}
+	}
+	if _, ok := files["init"]; !ok {
+		files["init"] = distritest.StaticBinary(t, "distri.dev/distri/distri-init/testdata/rootinit")
+	}
+	for dst, src := range files {
+		p := filepath.Join(dir, dst)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "init.marker"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// mkext4 writes an ext4 file system of sizeMB holding dir into image at
+// offset (bytes), without mounting.
+func mkext4(t *testing.T, image, dir string, offset int64, sizeMB int) {
+	t.Helper()
+	args := []string{"-q", "-F", "-t", "ext4", "-d", dir, "-U", rootUUID, "-L", rootLabel, "-b", "4096"}
+	if offset > 0 {
+		args = append(args, "-E", fmt.Sprintf("offset=%d", offset))
+	}
+	args = append(args, image, fmt.Sprintf("%dM", sizeMB))
+	if out, err := exec.Command("mkfs.ext4", args...).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4 %v: %v\n%s", args, err, out)
+	}
+}
+
+func plainDisk(t *testing.T, files map[string]string) string {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "root.img")
+	mkext4(t, img, rootTree(t, files), 0, 32)
+	return img
+}
+
+func boot(t *testing.T, e *bootEnv, initrd, cmdline string, disks ...string) *distritest.Console {
+	t.Helper()
+	if initrd == "" {
+		initrd = e.initrd
+	}
+	return distritest.StartVM(t, distritest.VMOptions{
+		Kernel: e.kernel.Vmlinuz, Initrd: initrd, Append: kernelArgs + " " + cmdline, Disks: disks,
+	})
+}
+
+// expectRoot waits for the root's init and the power-off.
+func expectRoot(t *testing.T, c *distritest.Console, rootRE string) {
+	t.Helper()
+	m := c.Expect(`ROOT INIT REACHED pid=(\d+) root=(.*) marker=(\w+)`, bootTimeout)
+	if m[1] != "1" || m[3] != "true" {
+		t.Errorf("root init: pid=%s marker=%s, want pid 1 on our root", m[1], m[3])
+	}
+	if !regexp.MustCompile(rootRE).MatchString(m[2]) {
+		t.Errorf("root mounted as %q, want %q", m[2], rootRE)
+	}
+	t.Logf("root's /init reached after %v", c.Elapsed().Round(time.Millisecond))
+	c.Wait(30 * time.Second)
+}
+
+func TestBootPlainRoot(t *testing.T) {
+	e := setup(t)
+	img := plainDisk(t, nil)
+	gptImg := gptDisk(t)
+	for _, tt := range []struct {
+		name, cmdline string
+		disk          string
+		dev           string
+	}{
+		{"uuid", "root=UUID=" + rootUUID + " ro", img, "/dev/vda"},
+		{"label", "root=LABEL=" + rootLabel, img, "/dev/vda"},
+		{"path", "root=/dev/vda rootfstype=ext4", img, "/dev/vda"},
+		{"partuuid", "root=PARTUUID=" + partUUID + " ro", gptImg, "/dev/vda2"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// Each guest gets its own copy: ext4 is mounted read-write.
+			disk := filepath.Join(t.TempDir(), "disk.img")
+			copyFile(t, disk, tt.disk)
+			c := boot(t, e, "", tt.cmdline, disk)
+			c.Expect(`^distri-init: initramfs stage, mounted /dev /proc /sys /run`, bootTimeout)
+			c.Expect(`^distri-init: loading drivers for \d+ devices`, bootTimeout)
+			c.Expect(`^distri-init: waiting for root `+regexp.QuoteMeta(strings.Fields(tt.cmdline)[0][len("root="):]), bootTimeout)
+			c.Expect(`^distri-init: found `+tt.dev+` \(ext4 UUID=`+rootUUID+` LABEL=`+rootLabel+`\)`, bootTimeout)
+			mode := "rw"
+			if slices.Contains(strings.Fields(tt.cmdline), "ro") {
+				mode = "ro"
+			}
+			c.Expect(`^distri-init: mounted `+tt.dev+` on /sysroot \(ext4, `+mode+`\)`, bootTimeout)
+			c.Expect(`^distri-init: switching root after .*, exec /init`, bootTimeout)
+			expectRoot(t, c, "^"+tt.dev+" ext4 "+mode+"$")
+		})
+	}
+}
+
+// gptDisk returns a disk with a GPT whose second partition (PARTUUID
+// partUUID) holds the root.
+func gptDisk(t *testing.T) string {
+	t.Helper()
+	distritest.NeedTool(t, "sfdisk")
+	img := filepath.Join(t.TempDir(), "gpt.img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 48<<20); err != nil {
+		t.Fatal(err)
+	}
+	script := "label: gpt\n" +
+		"start=2048, size=8192, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=esp\n" +
+		"start=10240, size=65536, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, uuid=" + partUUID + ", name=root\n"
+	cmd := exec.Command("sfdisk", "-q", img)
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, out)
+	}
+	mkext4(t, img, rootTree(t, nil), 10240*512, 32)
+	return img
+}
+
+func copyFile(t *testing.T, dst, src string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// luksDisk encrypts a plain root image with lib/luks. The KDF is cheap
+// enough for a TCG guest.
+func luksDisk(t *testing.T, passphrase string) string {
+	t.Helper()
+	plain := plainDisk(t, nil)
+	src, err := os.Open(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	img := filepath.Join(t.TempDir(), "luks.img")
+	dst, err := os.Create(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	if _, err := luks.Encrypt(dst, src, []byte(passphrase), luks.FormatOptions{
+		UUID: luksUUID, SectorSize: 4096,
+		KDF: luks.KDF{Type: "argon2id", Memory: 32 << 10, Time: 2, Threads: 1},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func TestBootLUKS(t *testing.T) {
+	e := setup(t)
+	const pass = "correct horse battery staple"
+	img := luksDisk(t, pass)
+	for _, tt := range []struct {
+		name  string
+		typed []string // passphrases typed, the last one right
+	}{
+		{"passphrase", []string{pass}},
+		{"wrong-then-right", []string{"Tr0ub4dor&3", pass}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			disk := filepath.Join(t.TempDir(), "disk.img")
+			copyFile(t, disk, img)
+			c := boot(t, e, "", "rd.luks.name="+luksUUID+"=cryptroot root=UUID="+rootUUID, disk)
+			c.Expect(`^distri-init: waiting for LUKS volume UUID=`+luksUUID+` \(rd.luks\)`, bootTimeout)
+			c.Expect(`^distri-init: found /dev/vda \(crypto_LUKS UUID=`+luksUUID+`\)`, bootTimeout)
+			for i, p := range tt.typed {
+				c.Expect(`^distri-init: enter passphrase for cryptroot \(/dev/vda\): `, bootTimeout)
+				c.Send(p)
+				if i < len(tt.typed)-1 {
+					c.Expect(`^distri-init: wrong passphrase for cryptroot, 2 tries left`, bootTimeout)
+				}
+			}
+			c.Expect(`^distri-init: unlocked /dev/vda with keyslot 0`, bootTimeout)
+			c.Expect(`^distri-init: mapped /dev/vda as /dev/mapper/cryptroot \(/dev/dm-0, aes-xts-plain64, 4096-byte sectors\)`, bootTimeout)
+			c.Expect(`^distri-init: found /dev/dm-0 \(ext4 UUID=`+rootUUID, bootTimeout)
+			c.Expect(`^distri-init: mounted /dev/dm-0 on /sysroot \(ext4, rw\)`, bootTimeout)
+			expectRoot(t, c, `^/dev/dm-0 ext4 rw$`)
+			if strings.Contains(c.Log(), pass) {
+				t.Errorf("the passphrase was echoed on the console")
+			}
+		})
+	}
+}
+
+// TestBootCryptsetupLUKS boots a root that cryptsetup encrypted (offline
+// reencrypt --encrypt of the ext4 image), unlocked with a key file in
+// the initramfs, and found through root=UUID= of the LUKS volume alone.
+func TestBootCryptsetupLUKS(t *testing.T) {
+	e := setup(t)
+	distritest.NeedTool(t, "cryptsetup")
+	dir := t.TempDir()
+	img := filepath.Join(dir, "disk.img")
+	mkext4(t, img, rootTree(t, nil), 0, 32)
+	if err := os.Truncate(img, (32+32)<<20); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "key")
+	if err := os.WriteFile(key, []byte("unattended\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("cryptsetup", "reencrypt", "--encrypt", "--type", "luks2", "--batch-mode",
+		"--reduce-device-size", "32M", "--uuid", luksUUID,
+		"--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "20000", "--key-file", key, img)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+	}
+	initrd := filepath.Join(dir, "initramfs.img")
+	if out, err := e.mkInitramfs(initrd, "--file", "etc/luks.key="+key); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	c := boot(t, e, initrd, "root=UUID="+luksUUID+" rd.luks.key=/etc/luks.key", img)
+	c.Expect(`^distri-init: found /dev/vda \(crypto_LUKS UUID=`+luksUUID+`\)`, bootTimeout)
+	c.Expect(`^distri-init: unlocking /dev/vda with key file /etc/luks.key`, bootTimeout)
+	c.Expect(`^distri-init: mapped /dev/vda as /dev/mapper/luks-`+luksUUID+` \(/dev/dm-0, aes-xts-plain64, (512|4096)-byte sectors\)`, bootTimeout)
+	c.Expect(`^distri-init: mounted /dev/dm-0 on /sysroot \(ext4, rw\)`, bootTimeout)
+	expectRoot(t, c, `^/dev/dm-0 ext4 rw$`)
+}
+
+// TestBootNoRoot asks for a root that never appears: distri-init must
+// say what it waited for and what it saw, then power off.
+func TestBootNoRoot(t *testing.T) {
+	e := setup(t)
+	img := plainDisk(t, nil)
+	const missing = "00000000-1111-2222-3333-444444444444"
+	c := boot(t, e, "", "root=UUID="+missing+" rd.timeout=3", img)
+	c.Expect(`^distri-init: waiting for root UUID=`+missing+`, up to 3s`, bootTimeout)
+	c.Expect(`^distri-init: boot failed: gave up waiting for root UUID=`+missing+` after 3s: block devices seen: /dev/vda \(ext4 UUID=`+rootUUID, bootTimeout)
+	c.Expect(`^distri-init: no rescue shell in the initramfs; powering off in 10s`, bootTimeout)
+	c.Expect(`^distri-init: powering off$`, 20*time.Second)
+	c.Wait(20 * time.Second)
+}
+
+// TestBootSystem boots into distri-init as the root's PID 1 (the
+// booted-system stage): distri-fuse serves an empty store on /ro, the
+// hostname is set, testdata/login stands in for /bin/login, and when it
+// exits the system shuts down.
+func TestBootSystem(t *testing.T) {
+	e := setup(t)
+	dir := t.TempDir()
+	host := filepath.Join(dir, "hostname")
+	if err := os.WriteFile(host, []byte("distri-vm\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tree := rootTree(t, map[string]string{
+		"init":         e.init,
+		"distri-fuse":  distritest.StaticBinary(t, "distri.dev/distri/distri-fuse"),
+		"bin/login":    distritest.StaticBinary(t, "distri.dev/distri/distri-init/testdata/login"),
+		"etc/hostname": host,
+	})
+	if err := os.Mkdir(filepath.Join(tree, "roimg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "root.img")
+	mkext4(t, img, tree, 0, 64)
+	c := boot(t, e, "", "root=UUID="+rootUUID, img)
+	c.Expect(`^distri-init: switching root after .*, exec /init`, bootTimeout)
+	c.Expect(`^distri-init: system stage, mounted /dev/pts /dev/shm /tmp$`, bootTimeout)
+	c.Expect(`^distri-init: serving /ro from /roimg \(distri-fuse pid \d+\)`, bootTimeout)
+	c.Expect(`^distri-init: hostname distri-vm$`, bootTimeout)
+	c.Expect(`^distri-init: started /bin/login on the console`, bootTimeout)
+	m := c.Expect(`^LOGIN hostname=(\S+) session-leader=(\w+) ro=\[(.*)\] ro-err=(.*)`, bootTimeout)
+	if m[1] != "distri-vm" || m[2] != "true" || m[4] != "<nil>" {
+		t.Errorf("login saw hostname=%s session-leader=%s ro-err=%s, want distri-vm, true, <nil>", m[1], m[2], m[4])
+	}
+	m = c.Expect(`^LOGIN mounts=(.*)`, bootTimeout)
+	for _, want := range []string{"/proc:proc", "/sys:sysfs", "/dev:devtmpfs", "/run:tmpfs", "/tmp:tmpfs", "/ro:fuse"} {
+		if !strings.Contains(m[1], want) {
+			t.Errorf("mounts %s lack %s", m[1], want)
+		}
+	}
+	c.Expect(`^distri-init: console session ended \(exit status 0\)`, bootTimeout)
+	c.Expect(`^distri-init: shutting down: powering off`, bootTimeout)
+	c.Wait(30 * time.Second)
+	if !bytes.Contains([]byte(c.Log()), []byte("distri-init: powering off")) {
+		t.Errorf("no final power-off line")
+	}
+}
+
+// TestBootRescueShell fails like TestBootNoRoot, but with /bin/sh in the
+// initramfs (testdata/rescue stands in for it), which distri-init runs
+// on the console; when it exits, the machine powers off.
+func TestBootRescueShell(t *testing.T) {
+	e := setup(t)
+	dir := t.TempDir()
+	initrd := filepath.Join(dir, "initramfs.img")
+	sh := distritest.StaticBinary(t, "distri.dev/distri/distri-init/testdata/rescue")
+	if out, err := e.mkInitramfs(initrd, "--file", "bin/sh="+sh); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	c := boot(t, e, initrd, "root=LABEL=nonesuch rd.timeout=1")
+	c.Expect(`^distri-init: boot failed: gave up waiting for root LABEL=nonesuch after 1s: no block devices at all`, bootTimeout)
+	c.Expect(`^distri-init: starting rescue shell /bin/sh; exit it to power off`, bootTimeout)
+	m := c.Expect(`^RESCUE SHELL session-leader=(\w+) tty=(\w+)`, bootTimeout)
+	if m[1] != "true" || m[2] != "true" {
+		t.Errorf("rescue shell: session-leader=%s tty=%s, want both true", m[1], m[2])
+	}
+	c.Expect(`^distri-init: powering off$`, bootTimeout)
+	c.Wait(30 * time.Second)
+}

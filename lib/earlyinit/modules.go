@@ -1,0 +1,87 @@
+package earlyinit
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"distri.dev/distri/lib/kmod"
+)
+
+// modules loads kernel modules: the explicit list at start, and the
+// drivers of every device that exists (coldplug) or appears (uevents).
+type modules struct {
+	b      *booter
+	loader *kmod.Loader
+	sem    chan struct{}
+	mu     sync.Mutex
+	seen   map[string]bool // modaliases handled
+}
+
+func newModules(b *booter, x *kmod.Index) *modules {
+	m := &modules{b: b, sem: make(chan struct{}, 4), seen: map[string]bool{}}
+	m.loader = kmod.NewLoader(x, func(name string) { b.log.Printf("loaded module %s", name) })
+	return m
+}
+
+// group is a set of modules loaded in the background once asked for.
+type group struct {
+	once sync.Once
+	wg   sync.WaitGroup
+}
+
+// Start loads names in parallel in the background, the first time it
+// is called.
+func (g *group) Start(m *modules, names []string) {
+	g.once.Do(func() {
+		for _, n := range names {
+			g.wg.Add(1)
+			go func() {
+				defer g.wg.Done()
+				if _, err := m.loader.Load(n); err != nil && !errors.Is(err, kmod.ErrNoDevice) {
+					m.b.log.Printf("module %s: %v", n, err)
+				}
+			}()
+		}
+	})
+}
+
+// Wait waits until the modules are loaded (or failed to).
+func (g *group) Wait() { g.wg.Wait() }
+
+// Modalias loads the drivers for one device's modalias, in the
+// background, once per modalias.
+func (m *modules) Modalias(alias string) {
+	m.mu.Lock()
+	if m.seen[alias] {
+		m.mu.Unlock()
+		return
+	}
+	m.seen[alias] = true
+	m.mu.Unlock()
+	go func() {
+		m.sem <- struct{}{}
+		defer func() { <-m.sem }()
+		if _, err := m.loader.LoadModalias(alias); err != nil {
+			m.b.log.Printf("driver for %s: %v", alias, err)
+		}
+	}()
+}
+
+// Coldplug loads the drivers of the devices that exist already: every
+// /sys/bus/*/devices/*/modalias. Devices that appear later arrive as
+// uevents.
+func (m *modules) Coldplug() int {
+	paths, _ := filepath.Glob("/sys/bus/*/devices/*/modalias")
+	n := 0
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) < 2 {
+			continue
+		}
+		m.Modalias(string(b[:len(b)-1]))
+		n++
+	}
+	return n
+}

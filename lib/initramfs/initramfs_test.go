@@ -1,0 +1,176 @@
+package initramfs
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"distri.dev/distri/lib/distritest"
+	"distri.dev/distri/lib/initconfig"
+)
+
+func TestCPIOAgainstCpioTool(t *testing.T) {
+	cpioTool := distritest.NeedTool(t, "cpio")
+	var buf bytes.Buffer
+	c := newCPIOWriter(&buf)
+	c.Dir("dev", 0o755)
+	c.CharDev("dev/console", 0o600, 5, 1)
+	c.Dir("etc", 0o755)
+	c.File("etc/a", 0o644, 3, strings.NewReader("abc"))
+	c.File("etc/b", 0o600, 0, strings.NewReader(""))
+	c.Symlink("etc/l", "/etc/a")
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(cpioTool, "-idm", "--quiet", "--no-absolute-filenames")
+	cmd.Dir = dir
+	cmd.Stdin = bytes.NewReader(buf.Bytes())
+	if out, err := cmd.CombinedOutput(); err != nil && !strings.Contains(string(out), "console") {
+		t.Fatalf("cpio -i: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "etc/a")); err != nil || string(b) != "abc" {
+		t.Errorf("etc/a = %q, %v; want abc", b, err)
+	}
+	if l, err := os.Readlink(filepath.Join(dir, "etc/l")); err != nil || l != "/etc/a" {
+		t.Errorf("etc/l -> %q, %v; want /etc/a", l, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "etc/b")); err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("etc/b: %v, %v; want empty, 0600", fi, err)
+	}
+	list := exec.Command(cpioTool, "-itv", "--quiet")
+	list.Stdin = bytes.NewReader(buf.Bytes())
+	out, err := list.Output()
+	if err != nil {
+		t.Fatalf("cpio -t: %v", err)
+	}
+	if !strings.Contains(string(out), "5,   1") || strings.Count(string(out), "\n") != 6 {
+		t.Errorf("cpio -itv:\n%s\nwant 6 entries including the console device 5,1", out)
+	}
+}
+
+// testInit is a static binary to use as /init.
+func testInit(t *testing.T) string {
+	return distritest.StaticBinary(t, "distri.dev/distri/distri-init")
+}
+
+func TestWriteDebianKernel(t *testing.T) {
+	distritest.NeedTool(t, "depmod")
+	k := distritest.DebianKernel(t)
+	opts := Options{Init: testInit(t), KernelRelease: k.Release, ModulesDir: k.Modules,
+		Files: map[string]string{"etc/extra": "/etc/hostname"}}
+	var first bytes.Buffer
+	st, err := Write(&first, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Deterministic: the same inputs give the same bytes.
+	out := filepath.Join(t.TempDir(), "initramfs.img")
+	if _, err := WriteFile(out, opts); err != nil {
+		t.Fatal(err)
+	}
+	second, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first.Bytes(), second) {
+		t.Errorf("two writes with the same options differ (%d and %d bytes)", first.Len(), len(second))
+	}
+	for _, m := range []string{"virtio_blk", "virtio_pci", "virtio_scsi", "dm_crypt", "dm_mod", "xts", "ecb", "squashfs", "fuse", "sd_mod", "scsi_mod"} {
+		if !slices.Contains(st.Modules, m) {
+			t.Errorf("modules %v lack %s", st.Modules, m)
+		}
+	}
+	files := extract(t, first.Bytes(), Zstd)
+	rel := "lib/modules/" + k.Release + "/"
+	for _, f := range []string{"init", "sbin/modprobe", "etc/initrd-release", "etc/distri/initramfs.json", "dev/console", "etc/extra",
+		rel + "modules.dep", rel + "modules.alias", rel + "modules.builtin", rel + "kernel/drivers/block/virtio_blk.ko"} {
+		if _, ok := files[f]; !ok {
+			t.Errorf("archive lacks %s", f)
+		}
+	}
+	dep := string(files[rel+"modules.dep"])
+	if !strings.Contains(dep, "kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko") &&
+		!strings.Contains(dep, "kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko") {
+		t.Errorf("modules.dep has no virtio_blk line with its dependencies:\n%s", dep)
+	}
+	if strings.Count(dep, "\n") != len(st.Modules) {
+		t.Errorf("modules.dep has %d lines for %d modules", strings.Count(dep, "\n"), len(st.Modules))
+	}
+	var cfg initconfig.Config
+	if err := json.Unmarshal(files["etc/distri/initramfs.json"], &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.KernelRelease != k.Release || !slices.Contains(cfg.Load, "fuse") ||
+		!slices.Contains(cfg.Crypt, "dm_crypt") || !slices.Contains(cfg.Crypt, "xts") {
+		t.Errorf("config %+v: want release %s, fuse to load, and dm_crypt, xts for LUKS", cfg, k.Release)
+	}
+
+	// gzip works too.
+	var gz bytes.Buffer
+	opts.Compression = Gzip
+	if _, err := Write(&gz, opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := extract(t, gz.Bytes(), Gzip); len(got) != len(files) {
+		t.Errorf("gzip archive has %d entries, zstd %d", len(got), len(files))
+	}
+}
+
+func TestWriteRejectsDynamicInit(t *testing.T) {
+	_, err := Write(io.Discard, Options{Init: "/bin/true", KernelRelease: "x"})
+	if err == nil || !strings.Contains(err.Error(), "dynamically linked") {
+		t.Errorf("Write(init /bin/true) = %v, want a dynamically linked error", err)
+	}
+}
+
+// extract returns the files of a compressed archive by name, with
+// cpio(1) as the reader.
+func extract(t *testing.T, b []byte, c Compression) map[string][]byte {
+	t.Helper()
+	cpioTool := distritest.NeedTool(t, "cpio")
+	var r io.Reader
+	switch c {
+	case Zstd:
+		d, err := zstd.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		r = d
+	case Gzip:
+		z, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = z
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(cpioTool, "-idm", "--quiet", "--no-absolute-filenames")
+	cmd.Dir = dir
+	cmd.Stdin = r
+	cmd.Run() // the console node fails to be made unless root; the rest extracts
+	files := map[string][]byte{}
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if fi.Mode().IsRegular() {
+			files[rel], _ = os.ReadFile(p)
+		} else {
+			files[rel] = nil
+		}
+		return nil
+	})
+	return files
+}

@@ -1,0 +1,34 @@
+// Package kmod finds and loads Linux kernel modules, in place of kmod's
+// modprobe and libkmod, for the two places distri needs them:
+//
+//   - at build time, [Scan] reads every module of a /lib/modules/<release>
+//     tree (its .modinfo section: name, depends, aliases, softdeps), so the
+//     initramfs generator can pick a set of modules and its dependency
+//     closure even from a tree that has no modules.dep yet (a kernel
+//     package's files, before its postinst ran depmod);
+//   - at boot, [ReadIndex] reads the modules.dep, modules.alias,
+//     modules.softdep and modules.builtin files that depmod wrote, and a
+//     [Loader] loads modules by name, alias or modalias with finit_module,
+//     dependencies first, safely from many goroutines at once.
+//
+// # Not supported
+//
+// Module parameters (modprobe.d options), blacklists, install/remove
+// commands, and compressed modules at boot (the generator stores them
+// uncompressed: the archive is compressed as a whole).
+package kmod
+
+import "strings"
+
+// Normalize returns a module name as the kernel knows it: the file name
+// without directory and .ko suffix, with '-' replaced by '_'. E.g.
+// "kernel/drivers/md/dm-crypt.ko" becomes "dm_crypt".
+func Normalize(name string) string {
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	if i := strings.Index(name, ".ko"); i >= 0 {
+		name = name[:i]
+	}
+	return strings.ReplaceAll(name, "-", "_")
+}

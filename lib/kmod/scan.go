@@ -1,0 +1,260 @@
+package kmod
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
+)
+
+// Module is what a module file says about itself in its .modinfo
+// section.
+type Module struct {
+	Name string // e.g. "dm_crypt"
+	// Path is relative to the release directory, e.g.
+	// "kernel/drivers/md/dm-crypt.ko" (or .ko.zst, .ko.gz).
+	Path    string
+	Depends []string // module names, e.g. ["dm_mod"]
+	Aliases []string // e.g. ["crypto-xts", "pci:v00008086d*"]
+	// Softdeps are the pre: and post: modules of softdep= (names or
+	// aliases), which modprobe loads alongside: e.g. ext4's "crc32c".
+	Softdeps []string
+}
+
+// Tree is every module of one kernel release directory.
+type Tree struct {
+	Dir     string             // e.g. /lib/modules/6.1.0-56-cloud-amd64
+	Modules map[string]*Module // by Name
+	Builtin map[string]bool    // names from modules.builtin
+	aliases map[string][]string
+}
+
+// Scan reads every module under dir (a /lib/modules/<release>
+// directory), in parallel, and modules.builtin.
+func Scan(dir string) (*Tree, error) {
+	t := &Tree{Dir: dir, Modules: map[string]*Module{}, Builtin: map[string]bool{}, aliases: map[string][]string{}}
+	var paths []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "build" || d.Name() == "source") && filepath.Dir(p) == dir {
+			return filepath.SkipDir
+		}
+		if d.Type().IsRegular() && isModuleFile(d.Name()) {
+			rel, _ := filepath.Rel(dir, p)
+			paths = append(paths, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("%s: no kernel modules", dir)
+	}
+	var mu sync.Mutex
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0) * 2)
+	for _, rel := range paths {
+		g.Go(func() error {
+			m, err := ReadModinfo(filepath.Join(dir, rel))
+			if err != nil {
+				return err
+			}
+			m.Path = rel
+			mu.Lock()
+			defer mu.Unlock()
+			if prev, ok := t.Modules[m.Name]; ok && prev.Path < rel {
+				return nil // the same module twice (e.g. updates/): keep one, deterministically
+			}
+			t.Modules[m.Name] = m
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, m := range t.Modules {
+		for _, a := range m.Aliases {
+			t.aliases[a] = append(t.aliases[a], m.Name)
+		}
+	}
+	for _, names := range t.aliases {
+		slices.Sort(names)
+	}
+	if f, err := os.Open(filepath.Join(dir, "modules.builtin")); err == nil {
+		defer f.Close()
+		s := bufio.NewScanner(f)
+		for s.Scan() {
+			if l := strings.TrimSpace(s.Text()); l != "" {
+				t.Builtin[Normalize(l)] = true
+			}
+		}
+		if err := s.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func isModuleFile(name string) bool {
+	for _, s := range []string{".ko", ".ko.zst", ".ko.gz"} {
+		if strings.HasSuffix(name, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Resolve returns the modules that provide name: the module of that
+// name, else every module with that exact alias (e.g. "crypto-xts" or
+// "aes"). It returns builtin=true for a name built into the kernel, and
+// neither for a name this kernel does not have.
+func (t *Tree) Resolve(name string) (mods []string, builtin bool) {
+	n := Normalize(name)
+	if _, ok := t.Modules[n]; ok {
+		return []string{n}, false
+	}
+	if t.Builtin[n] {
+		return nil, true
+	}
+	return t.aliases[name], false
+}
+
+// Closure returns names together with every module they need (depends=
+// and softdeps, recursively), sorted.
+func (t *Tree) Closure(names []string) []string {
+	seen := map[string]bool{}
+	var visit func(string)
+	visit = func(n string) {
+		m, ok := t.Modules[n]
+		if !ok || seen[n] {
+			return
+		}
+		seen[n] = true
+		for _, d := range m.Depends {
+			visit(d)
+		}
+		for _, s := range m.Softdeps {
+			mods, _ := t.Resolve(s)
+			for _, d := range mods {
+				visit(d)
+			}
+		}
+	}
+	for _, n := range names {
+		visit(n)
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ReadModinfo reads the .modinfo section of the module file at path
+// (.ko, .ko.zst or .ko.gz).
+func ReadModinfo(path string) (*Module, error) {
+	var r io.ReaderAt
+	if strings.HasSuffix(path, ".ko") {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	} else {
+		b, err := ReadModuleFile(path)
+		if err != nil {
+			return nil, err
+		}
+		r = bytes.NewReader(b)
+	}
+	ef, err := elf.NewFile(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	sec := ef.Section(".modinfo")
+	if sec == nil {
+		return nil, fmt.Errorf("%s: no .modinfo section", path)
+	}
+	data, err := sec.Data()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	m := &Module{Name: Normalize(path)}
+	for kv := range bytes.SplitSeq(data, []byte{0}) {
+		k, v, ok := strings.Cut(string(kv), "=")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			m.Name = v
+		case "depends":
+			for d := range strings.SplitSeq(v, ",") {
+				if d != "" {
+					m.Depends = append(m.Depends, Normalize(d))
+				}
+			}
+		case "alias":
+			m.Aliases = append(m.Aliases, v)
+		case "softdep":
+			for _, f := range strings.Fields(v) {
+				if f != "pre:" && f != "post:" {
+					m.Softdeps = append(m.Softdeps, f)
+				}
+			}
+		}
+	}
+	return m, nil
+}
+
+// ReadModuleFile returns the contents of a module file, decompressed if
+// its name ends in .zst or .gz.
+func ReadModuleFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	switch {
+	case strings.HasSuffix(path, ".zst"):
+		d, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		r = d
+	case strings.HasSuffix(path, ".gz"):
+		z, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, err
+		}
+		defer z.Close()
+		r = z
+	case strings.HasSuffix(path, ".xz"):
+		return nil, errors.New(path + ": xz-compressed modules are not supported")
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,287 @@
+// Package sysinit is what distri-init does as PID 1 of the booted
+// system: mount what a system needs, serve /ro with distri-fuse, set the
+// hostname, then exec systemd if the system has it, or else supervise a
+// console session itself.
+//
+// # Steps
+//
+// Every step is one line on the console, prefixed "distri-init: ".
+//
+//  1. Mount /proc, /sys, /dev (with /dev/pts and /dev/shm), /run and
+//     /tmp, those that the initramfs did not hand over.
+//  2. Start distri-fuse (distri.fuse=, default /distri-fuse) serving the
+//     store /roimg on /ro, and wait until it says the mount is ready.
+//     Without the binary or the store, say so and go on.
+//  3. Set the hostname from /etc/hostname.
+//  4. If systemd is installed (the newest /ro/systemd-<arch>-*/, else
+//     /lib/systemd/systemd), exec it.
+//  5. Otherwise supervise: run a login (/bin/login, else a shell,
+//     /bin/sh) on /dev/console, reap orphaned processes, and shut down
+//     in order (stop processes, unmount, sync, power off or reboot) when
+//     the console session ends (power off), on SIGTERM or SIGUSR2 (power
+//     off), or on SIGINT (Ctrl-Alt-Del) or SIGUSR1 (reboot).
+package sysinit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"distri.dev/distri/lib/initconfig"
+	"distri.dev/distri/lib/internal/pid1"
+	"distri.dev/distri/lib/pkgname"
+)
+
+// Options configure Run.
+type Options struct {
+	// Log gets one line per step; nil means a logger to /dev/console.
+	Log *log.Logger
+	// Logins are the programs tried, in order, for the console session;
+	// nil means /bin/login, /bin/bash, /bin/sh.
+	Logins []string
+}
+
+var systemMounts = []pid1.Mount{
+	pid1.APIMounts[1], // /proc first: the rest checks mount points through it
+	pid1.APIMounts[2],
+	pid1.APIMounts[0],
+	{Source: "devpts", Target: "/dev/pts", FSType: "devpts", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: "gid=5,mode=0620,ptmxmode=0666"},
+	{Source: "tmpfs", Target: "/dev/shm", FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=1777"},
+	pid1.APIMounts[3],
+	{Source: "tmpfs", Target: "/tmp", FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=1777"},
+}
+
+type system struct {
+	log     *log.Logger
+	start   time.Time
+	cmdline initconfig.Cmdline
+	reaper  *reaper
+	fuse    *os.Process
+}
+
+// Run brings the system up. It returns only on an error before
+// supervision started or if it could not power off.
+func Run(ctx context.Context, opts Options) error {
+	s := &system{log: opts.Log, start: time.Now()}
+	mounted, err := pid1.MountAll(systemMounts)
+	if s.log == nil {
+		s.log = pid1.NewLogger()
+	}
+	s.log.Printf("system stage, mounted %s", strings.Join(mounted, " "))
+	if err != nil {
+		s.log.Printf("%v", err)
+	}
+	if raw, err := os.ReadFile("/proc/cmdline"); err == nil {
+		s.cmdline, _ = initconfig.ParseCmdline(string(raw))
+	}
+	// Ctrl-Alt-Del sends SIGINT to PID 1 instead of rebooting at once.
+	unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)
+	s.reaper = startReaper()
+
+	s.startFuse()
+	s.setHostname()
+	if sd := findSystemd(); sd != "" {
+		s.reaper.stop()
+		s.log.Printf("exec %s after %s", sd, pid1.Since(s.start))
+		env := []string{"PATH=/bin:/sbin", "TERM=linux"}
+		err := unix.Exec(sd, []string{sd}, env)
+		s.log.Printf("exec %s: %v; supervising instead", sd, err)
+		s.reaper = startReaper()
+	}
+	return s.supervise(ctx, opts.Logins)
+}
+
+func (s *system) setHostname() {
+	name, err := pid1.ReadHostname("/etc/hostname")
+	if err != nil {
+		s.log.Printf("hostname not set: %v", err)
+		return
+	}
+	if err := unix.Sethostname([]byte(name)); err != nil {
+		s.log.Printf("sethostname %s: %v", name, err)
+		return
+	}
+	s.log.Printf("hostname %s", name)
+}
+
+// startFuse starts distri-fuse on /ro and waits for its readiness.
+func (s *system) startFuse() {
+	bin := s.cmdline.Fuse
+	if bin == "" {
+		bin = initconfig.SystemFuse
+	}
+	if _, err := os.Stat(bin); err != nil {
+		s.log.Printf("%s not found: %s is not served", bin, initconfig.ROMount)
+		return
+	}
+	if fi, err := os.Stat(initconfig.Store); err != nil || !fi.IsDir() {
+		s.log.Printf("no package store %s: %s is not served", initconfig.Store, initconfig.ROMount)
+		return
+	}
+	if err := os.MkdirAll(initconfig.ROMount, 0o755); err != nil {
+		s.log.Printf("%v", err)
+		return
+	}
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		s.log.Printf("%v", err)
+		return
+	}
+	defer rd.Close()
+	null, _ := os.Open(os.DevNull)
+	if null != nil {
+		defer null.Close()
+	}
+	con, _ := pid1.OpenConsole()
+	files := []*os.File{null, con, con, wr}
+	// "@" in argv[0] asks systemd not to kill the daemon at shutdown: it
+	// serves the root's /bin and /lib (systemd's root storage daemons).
+	// TZ= keeps Go from reading /etc/localtime, a symlink into /ro.
+	p, err := s.reaper.start(bin, []string{"@distri-fuse", "--store", initconfig.Store, "--readiness-fd", "3", initconfig.ROMount},
+		&os.ProcAttr{Dir: "/", Env: []string{"TZ=", "PATH=/bin:/sbin"}, Files: files})
+	wr.Close()
+	if con != nil {
+		con.Close()
+	}
+	if err != nil {
+		s.log.Printf("start %s: %v", bin, err)
+		return
+	}
+	ready := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 512)
+		n, err := rd.Read(buf)
+		if n > 0 {
+			err = nil
+		}
+		ready <- err
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			s.log.Printf("%s exited before %s was ready", bin, initconfig.ROMount)
+			return
+		}
+	case <-time.After(30 * time.Second):
+		s.log.Printf("%s did not get ready in 30s; going on", bin)
+	}
+	s.fuse = p
+	s.log.Printf("serving %s from %s (distri-fuse pid %d)", initconfig.ROMount, initconfig.Store, p.Pid)
+}
+
+// findSystemd returns the newest systemd in /ro, else a systemd on the
+// root, else "".
+func findSystemd() string {
+	var best string
+	var bestName pkgname.Name
+	ents, _ := os.ReadDir(initconfig.ROMount)
+	for _, e := range ents {
+		n, err := pkgname.Parse(e.Name())
+		if err != nil || n.Pkg != "systemd" {
+			continue
+		}
+		p := filepath.Join(initconfig.ROMount, e.Name(), "out/lib/systemd/systemd")
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		if best == "" || pkgname.Compare(n, bestName) > 0 {
+			best, bestName = p, n
+		}
+	}
+	if best != "" {
+		return best
+	}
+	for _, p := range []string{"/lib/systemd/systemd", "/usr/lib/systemd/systemd"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// supervise runs the console session and shuts down when it ends or
+// on a signal.
+func (s *system) supervise(ctx context.Context, logins []string) error {
+	if logins == nil {
+		logins = []string{"/bin/login", "/bin/bash", "/bin/sh"}
+	}
+	sigs := notifySignals()
+	var sessionDone <-chan exitStatus
+	login := ""
+	for _, l := range logins {
+		if _, err := os.Stat(l); err == nil {
+			login = l
+			break
+		}
+	}
+	if login == "" {
+		s.log.Printf("no login program (tried %s); waiting for a shutdown signal", strings.Join(logins, " "))
+	} else {
+		env := []string{"PATH=/bin:/sbin", "HOME=/root", "TERM=linux"}
+		attr, con, err := pid1.ConsoleProcAttr(env)
+		if err == nil {
+			var p *os.Process
+			p, err = s.reaper.start(login, []string{login}, attr)
+			con.Close()
+			if err == nil {
+				s.log.Printf("started %s on the console (pid %d) after %s", login, p.Pid, pid1.Since(s.start))
+				sessionDone = s.reaper.wait(p.Pid)
+			}
+		}
+		if err != nil {
+			s.log.Printf("start %s: %v", login, err)
+		}
+	}
+	var h pid1.Halt
+	select {
+	case st := <-sessionDone:
+		s.log.Printf("console session ended (%s)", st)
+		h = pid1.PowerOff
+	case sig := <-sigs:
+		s.log.Printf("got %v", sig)
+		h = haltFor(sig)
+	case <-ctx.Done():
+		h = pid1.PowerOff
+	}
+	return s.shutdown(h)
+}
+
+// shutdown stops every process, unmounts, syncs and halts.
+func (s *system) shutdown(h pid1.Halt) error {
+	s.log.Printf("shutting down: %s", h)
+	s.reaper.killAll(unix.SIGTERM, 3*time.Second, s.fuse)
+	s.reaper.killAll(unix.SIGKILL, time.Second, s.fuse)
+	unix.Sync()
+	if s.fuse != nil {
+		unix.Unmount(initconfig.ROMount, unix.MNT_DETACH)
+		s.fuse.Signal(unix.SIGTERM)
+		select {
+		case <-s.reaper.wait(s.fuse.Pid):
+		case <-time.After(3 * time.Second):
+			s.fuse.Kill()
+		}
+	}
+	if mps, err := pid1.Mountpoints(); err == nil {
+		slices.Reverse(mps)
+		for _, m := range mps {
+			if m == "/" || m == "/proc" || m == "/sys" || m == "/dev" {
+				continue
+			}
+			unix.Unmount(m, unix.MNT_DETACH)
+		}
+	}
+	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		s.log.Printf("remount / read-only: %v", err)
+	}
+	s.log.Printf("%s", h)
+	err := pid1.Final(h)
+	return errors.Join(fmt.Errorf("shutdown: %s failed", h), err)
+}
