@@ -54,8 +54,11 @@ func BenchmarkIndexResolve5000(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// As distri-mirror index writes it: with the decoded size in the
+	// frame header.
 	var zst bytes.Buffer
 	enc, _ := zstd.NewWriter(&zst)
+	enc.ResetContentSize(&zst, int64(len(raw)))
 	enc.Write(raw)
 	enc.Close()
 	repo := b.TempDir()

@@ -138,7 +138,15 @@ func compressSiblings(p string) error {
 		enc    func(io.Writer) (io.WriteCloser, error)
 	}{
 		{".zst", func(w io.Writer) (io.WriteCloser, error) {
-			return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+			enc, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+			if err != nil {
+				return nil, err
+			}
+			// The decoded size in the frame header lets a client size
+			// its buffer (lib/repo reads the index into one) and the
+			// encoder pick a window no larger than the file.
+			enc.ResetContentSize(w, fi.Size())
+			return enc, nil
 		}},
 		{".gz", func(w io.Writer) (io.WriteCloser, error) {
 			return gzip.NewWriterLevel(w, gzip.DefaultCompression)

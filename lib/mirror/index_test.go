@@ -128,6 +128,20 @@ func TestIndex(t *testing.T) {
 				t.Errorf("%s%s does not decompress to %s", name, suf, name)
 			}
 		}
+		// zstd frames carry the decoded size, which clients (lib/repo)
+		// use to size their buffers. (Below 256 bytes a frame that is
+		// not single-segment has no room for it.)
+		if len(want) < 256 {
+			continue
+		}
+		zb, err := os.ReadFile(filepath.Join(pkgDir, name+".zst"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h zstd.Header
+		if err := h.Decode(zb); err != nil || !h.HasFCS || h.FrameContentSize != uint64(len(want)) {
+			t.Errorf("%s.zst frame header: content size %d (present %v, %v), want %d", name, h.FrameContentSize, h.HasFCS, err, len(want))
+		}
 	}
 
 	// The signature verifies.

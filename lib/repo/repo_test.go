@@ -1,6 +1,7 @@
 package repo_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"distri.dev/distri/lib/minisign"
 	"distri.dev/distri/lib/mirror"
@@ -89,6 +92,78 @@ func TestIndex(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if got := len(idx.GetPackage()); got != 2 {
+				t.Errorf("index has %d packages, want 2", got)
+			}
+		})
+	}
+}
+
+// TestIndexEncodings reads the index in every representation a server
+// may send: the mirror's zstd (with the decoded size in the frame
+// header, which sizes the buffer), zstd without it (older mirrors, other
+// tools), gzip and identity.
+func TestIndexEncodings(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		zstd    func(t *testing.T, raw []byte) []byte // replaces index.zst; nil keeps the mirror's
+		remove  []string
+		wantEnc string
+	}{
+		{name: "zstd with content size", wantEnc: "zstd"},
+		{name: "zstd without content size", zstd: func(t *testing.T, raw []byte) []byte {
+			var b bytes.Buffer
+			enc, err := zstd.NewWriter(&b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc.Write(raw)
+			enc.Flush() // else Close encodes a small input whole, with its size
+			enc.Close()
+			var h zstd.Header
+			if err := h.Decode(b.Bytes()); err != nil || h.HasFCS {
+				t.Fatalf("streamed zstd frame: header %+v, %v; want one without content size", h, err)
+			}
+			return b.Bytes()
+		}, wantEnc: "zstd"},
+		{name: "gzip", remove: []string{".zst"}, wantEnc: "gzip"},
+		{name: "identity", remove: []string{".zst", ".gz"}, wantEnc: ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRepo(t)
+			p := filepath.Join(r.Dir, "pkg", "index")
+			raw, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.zstd != nil {
+				if err := os.WriteFile(p+".zst", tt.zstd(t, raw), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, suf := range tt.remove {
+				os.Remove(p + suf)
+			}
+			var sawEnc atomic.Value
+			h := mirror.Handler(r.Dir)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				h.ServeHTTP(w, req)
+				if strings.HasSuffix(req.URL.Path, "/index") {
+					sawEnc.Store(w.Header().Get("Content-Encoding"))
+				}
+			}))
+			defer srv.Close()
+			c, err := repo.New(repo.Options{URL: srv.URL, Keys: []minisign.PublicKey{r.Pub()}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			idx, err := c.Index(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := sawEnc.Load(); got != tt.wantEnc {
+				t.Errorf("index sent with Content-Encoding %q, want %q", got, tt.wantEnc)
 			}
 			if got := len(idx.GetPackage()); got != 2 {
 				t.Errorf("index has %d packages, want 2", got)
@@ -290,6 +365,131 @@ func TestDyingServer(t *testing.T) {
 			}
 			if tt.wantErr && d.served > 5 {
 				t.Errorf("server saw %d requests for %s, want at most 5 (bounded retries)", d.served, image)
+			}
+		})
+	}
+}
+
+// stallingHandler serves h, but for the first stalls requests of image
+// (all when stalls < 0) sends cut bytes of the body and then nothing,
+// keeping the connection open until the client gives up or done closes.
+// With cut < 0 it stalls before sending the response headers.
+type stallingHandler struct {
+	h      http.Handler
+	cut    int
+	stalls int
+	done   chan struct{}
+	mu     sync.Mutex
+	served int
+	ranges []string
+}
+
+func (s *stallingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasSuffix(r.URL.Path, image) {
+		s.h.ServeHTTP(w, r)
+		return
+	}
+	s.mu.Lock()
+	s.served++
+	stall := s.stalls < 0 || s.served <= s.stalls
+	if rg := r.Header.Get("Range"); rg != "" {
+		s.ranges = append(s.ranges, rg)
+	}
+	s.mu.Unlock()
+	wait := func() {
+		select {
+		case <-r.Context().Done():
+		case <-s.done:
+		}
+	}
+	switch {
+	case !stall:
+		s.h.ServeHTTP(w, r)
+	case s.cut < 0:
+		wait()
+	default:
+		s.h.ServeHTTP(&stallWriter{ResponseWriter: w, left: s.cut, wait: wait}, r)
+	}
+}
+
+type stallWriter struct {
+	http.ResponseWriter
+	left int
+	wait func()
+}
+
+func (s *stallWriter) Write(b []byte) (int, error) {
+	if len(b) > s.left {
+		s.ResponseWriter.Write(b[:s.left])
+		s.ResponseWriter.(http.Flusher).Flush()
+		s.wait()
+		panic(http.ErrAbortHandler)
+	}
+	s.left -= len(b)
+	return s.ResponseWriter.Write(b)
+}
+
+func TestStalledServer(t *testing.T) {
+	const idle = 100 * time.Millisecond
+	for _, tt := range []struct {
+		name       string
+		cut        int
+		stalls     int
+		wantErr    bool
+		wantRanges bool
+	}{
+		{name: "resumes after a stalled body", cut: 20000, stalls: 2, wantRanges: true},
+		{name: "retries after stalled headers", cut: -1, stalls: 1},
+		{name: "gives up on a body that always stalls", cut: 20000, stalls: -1, wantErr: true, wantRanges: true},
+		{name: "gives up on headers that never come", cut: -1, stalls: -1, wantErr: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRepo(t)
+			s := &stallingHandler{h: mirror.Handler(r.Dir), cut: tt.cut, stalls: tt.stalls, done: make(chan struct{})}
+			srv := httptest.NewServer(s)
+			defer srv.Close()
+			defer close(s.done) // before srv.Close, which waits for handlers
+			c, err := repo.New(repo.Options{URL: srv.URL, Keys: []minisign.PublicKey{r.Pub()},
+				RetryDelay: time.Millisecond, Attempts: 3, IdleTimeout: idle})
+			if err != nil {
+				t.Fatal(err)
+			}
+			idx, err := c.Index(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := entry(t, idx, image)
+			dst := filepath.Join(t.TempDir(), image)
+			start := time.Now()
+			err = c.Fetch(t.Context(), image, int64(e.GetImageSize()), e.GetImageSha256(), dst, nil)
+			elapsed := time.Since(start)
+			if tt.wantErr != (err != nil) {
+				t.Fatalf("Fetch = %v, want error %v", err, tt.wantErr)
+			}
+			if tt.wantErr && !errors.Is(err, repo.ErrStalled) {
+				t.Errorf("Fetch = %v, want an error wrapping repo.ErrStalled", err)
+			}
+			// 3 attempts of one idle period each, plus slack for a slow
+			// machine; without the watchdog this would never return.
+			if limit := 3*idle + 10*time.Second; elapsed > limit {
+				t.Errorf("Fetch took %v, want under %v", elapsed, limit)
+			}
+			if !tt.wantErr {
+				b, err := os.ReadFile(dst)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := sha256.Sum256(b); hex.EncodeToString(got[:]) != e.GetImageSha256() {
+					t.Errorf("fetched %s has sha256 %x, want %s", image, got, e.GetImageSha256())
+				}
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if tt.wantRanges != (len(s.ranges) > 0) {
+				t.Errorf("Range requests %q, want some: %v", s.ranges, tt.wantRanges)
+			}
+			if tt.wantErr && s.served > 3 {
+				t.Errorf("server saw %d requests for %s, want at most 3 (bounded retries)", s.served, image)
 			}
 		})
 	}

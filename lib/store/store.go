@@ -36,6 +36,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"distri.dev/distri/lib/pb"
@@ -206,22 +207,35 @@ func (t *Txn) Add(full string) {
 // file, renames the images into place, fsyncs the store directory, then
 // renames the metas and fsyncs again. Packages already whole in the store
 // are left as they are. The staging folder is removed.
+//
+// The staged files are fsynced syncParallel at once, not one after the
+// other: the file system then writes their data together and covers
+// their metadata with few journal commits.
 func (t *Txn) Commit() error {
 	defer t.Abort()
 	var todo []string
 	for _, full := range t.pkgs {
-		if t.s.Has(full) {
-			continue
+		if !t.s.Has(full) {
+			todo = append(todo, full)
 		}
-		for _, p := range []string{t.ImagePath(full), t.MetaPath(full)} {
-			if err := syncFile(p); err != nil {
-				return fmt.Errorf("commit %s: %w", full, err)
-			}
-		}
-		todo = append(todo, full)
 	}
 	if len(todo) == 0 {
 		return nil
+	}
+	var g errgroup.Group
+	g.SetLimit(syncParallel)
+	for _, full := range todo {
+		for _, p := range []string{t.ImagePath(full), t.MetaPath(full)} {
+			g.Go(func() error {
+				if err := syncFile(p); err != nil {
+					return fmt.Errorf("commit %s: %w", full, err)
+				}
+				return nil
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	for _, full := range todo {
 		if err := os.Rename(t.ImagePath(full), t.s.ImagePath(full)); err != nil {
@@ -241,6 +255,9 @@ func (t *Txn) Commit() error {
 	}
 	return nil
 }
+
+// syncParallel is how many staged files [Txn.Commit] fsyncs at once.
+const syncParallel = 16
 
 // Abort deletes the staging folder and whatever is in it. It is safe to
 // call after Commit.
