@@ -1,5 +1,6 @@
 // Command distri-build builds distri packages: it validates recipes
-// (check) and turns directory trees into packages (pack).
+// (check), turns directory trees into packages (pack), writes recipes for
+// Debian binary packages (scaffold) and builds recipes (build).
 package main
 
 import (
@@ -20,11 +21,15 @@ e.g. bash-amd64-5.2.15-3.
 
 Examples:
   % distri-build check pkgs/
+  % distri-build scaffold debian:hello -o pkgs
+  % distri-build build --repo repo pkgs/hello
   % distri-build pack --name hello-amd64-2.12-1 destdir/ -o repo/pkg`,
 	}
 	root.AddCommand(
 		newCheckCmd(stdio),
 		newPackCmd(stdio),
+		newBuildCmd(stdio),
+		newScaffoldCmd(stdio),
 	)
 	return root
 }

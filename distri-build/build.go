@@ -1,0 +1,99 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"distri.dev/distri/lib/build"
+	"distri.dev/distri/lib/build/debian"
+	"distri.dev/distri/lib/build/source"
+	"distri.dev/distri/lib/cli"
+)
+
+type buildOptions struct {
+	repo  string
+	cache string
+}
+
+func (o *buildOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.repo, "repo", ".", "repository to write packages into (<repo>/pkg)")
+	fs.StringVar(&o.cache, "cache", "", "source cache, holding sha256/<hex> (default: /var/cache/distri as root, else distri in the user's cache directory)")
+}
+
+func newBuildCmd(stdio cli.Stdio) *cobra.Command {
+	var opts buildOptions
+	cmd := &cobra.Command{
+		Use:   "build [--repo DIR] [--cache DIR] PKGDIR...",
+		Short: "build recipes into packages",
+		Long: `build builds each recipe PKGDIR/build.textproto into <repo>/pkg and prints
+the paths of the images it wrote.
+
+Sources are fetched from source and then each mirror in order, verified by
+sha256 and kept in a content-addressed cache. debian: and debian-src:
+locations are resolved against the machine's apt sources.
+
+So far only Debian binary packages are built (a recipe with a .deb source
+and no builder): they are repackaged into the distri layout without
+compiling. Recipes that compile need the build sandbox, which is not yet
+supported; build says so and fails.
+
+Examples:
+  % distri-build scaffold debian:hello -o pkgs
+  % distri-build build --repo repo pkgs/hello pkgs/libc6
+  repo/pkg/hello-amd64-2.10-3-1.squashfs
+  repo/pkg/libc6-amd64-2.36-9+deb12u10-1.squashfs`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBuild(cmd, opts, args, stdio)
+		},
+	}
+	opts.addFlags(cmd.Flags())
+	return cmd
+}
+
+func defaultCacheDir() (string, error) {
+	if os.Geteuid() == 0 {
+		return "/var/cache/distri", nil
+	}
+	uc, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(uc, "distri"), nil
+}
+
+func runBuild(cmd *cobra.Command, opts buildOptions, pkgDirs []string, stdio cli.Stdio) error {
+	cache := opts.cache
+	if cache == "" {
+		var err error
+		if cache, err = defaultCacheDir(); err != nil {
+			return err
+		}
+	}
+	uris, err := debian.DefaultSources.ArchiveURIs()
+	if err != nil {
+		return err
+	}
+	b, err := build.New(build.Options{
+		RepoDir: opts.repo,
+		Fetcher: &source.Fetcher{CacheDir: cache, ArchiveURIs: uris},
+		Log: func(format string, args ...any) {
+			fmt.Fprintf(stdio.Err, format+"\n", args...)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range pkgDirs {
+		img, err := b.Build(cmd.Context(), d)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdio.Out, img)
+	}
+	return nil
+}

@@ -1,0 +1,333 @@
+// Package build turns recipes (pkgs/<name>/build.textproto) into distri
+// packages in a repository's pkg/ directory.
+//
+// What works today is the part that needs no build sandbox: fetching and
+// verifying sources (package [distri.dev/distri/lib/build/source]), the
+// input digest over every transitive input, and importing Debian binary
+// packages (a recipe with a .deb source and no builder or build steps),
+// which are repackaged into the distri layout without compiling anything.
+// Recipes that compile return an error saying they need the sandbox.
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"distri.dev/distri/lib/build/source"
+	"distri.dev/distri/lib/pack"
+	"distri.dev/distri/lib/pb"
+	"distri.dev/distri/lib/pkgname"
+	"distri.dev/distri/lib/squashfs"
+)
+
+// ErrNeedsSandbox is returned for recipes that compile: they need the
+// build sandbox, which distri-build does not have yet.
+var ErrNeedsSandbox = errors.New("needs the build sandbox (not yet supported)")
+
+// Arch is the architecture packages are built for.
+const Arch = "amd64"
+
+// Options configures a [Builder].
+type Options struct {
+	// RepoDir is the repository; packages go to RepoDir/pkg.
+	RepoDir string
+	// Fetcher downloads sources.
+	Fetcher *source.Fetcher
+	// TempDir is where sources are extracted; "" means os.TempDir().
+	TempDir string
+	// Log, if set, receives progress lines.
+	Log func(format string, args ...any)
+}
+
+// Builder builds recipes.
+type Builder struct {
+	opts Options
+}
+
+// New returns a Builder.
+func New(opts Options) (*Builder, error) {
+	if opts.RepoDir == "" {
+		return nil, errors.New("build: no repository directory")
+	}
+	if opts.Fetcher == nil {
+		return nil, errors.New("build: no fetcher")
+	}
+	return &Builder{opts: opts}, nil
+}
+
+func (b *Builder) logf(format string, args ...any) {
+	if b.opts.Log != nil {
+		b.opts.Log(format, args...)
+	}
+}
+
+// Recipe is a parsed recipe and where it lives.
+type Recipe struct {
+	Name string // the package name: the recipe directory's base name
+	Dir  string // pkgs/<name>
+	File string // pkgs/<name>/build.textproto
+	*pb.Build
+}
+
+// ReadRecipe reads pkgDir/build.textproto.
+func ReadRecipe(pkgDir string) (*Recipe, error) {
+	dir := filepath.Clean(pkgDir)
+	f := filepath.Join(dir, "build.textproto")
+	b, err := pb.ReadBuildFile(f)
+	if err != nil {
+		return nil, err
+	}
+	return &Recipe{Name: filepath.Base(dir), Dir: dir, File: f, Build: b}, nil
+}
+
+// FullName is the recipe's package name, e.g. hello-amd64-2.10-3-1.
+func (r *Recipe) FullName() string {
+	return r.Name + "-" + Arch + "-" + r.GetVersion()
+}
+
+// BuilderName names what builds the recipe: "debian-import" for a .deb
+// source without builder or build steps, the builder's field name
+// (cbuilder, …), "build_step" for custom steps, or "none".
+func (r *Recipe) BuilderName() string {
+	switch {
+	case r.GetCbuilder() != nil:
+		return "cbuilder"
+	case r.GetCmakebuilder() != nil:
+		return "cmakebuilder"
+	case r.GetMesonbuilder() != nil:
+		return "mesonbuilder"
+	case r.GetPerlbuilder() != nil:
+		return "perlbuilder"
+	case r.GetPythonbuilder() != nil:
+		return "pythonbuilder"
+	case r.GetGomodbuilder() != nil:
+		return "gomodbuilder"
+	case r.GetGobuilder() != nil:
+		return "gobuilder"
+	case len(r.GetBuildStep()) > 0:
+		return "build_step"
+	case strings.HasSuffix(r.GetSource(), ".deb"):
+		return "debian-import"
+	}
+	return "none"
+}
+
+// depName returns the package a dep or runtime_dep entry names: pkg,
+// pkg-arch or a full name.
+func depName(d string) string {
+	if n, err := pkgname.Parse(d); err == nil {
+		return n.Pkg
+	}
+	pkg, _ := pkgname.SplitArch(d)
+	return pkg
+}
+
+// lookup reads the recipe of the package named by dep, next to r.
+func lookup(r *Recipe, dep string) (*Recipe, error) {
+	d := filepath.Join(filepath.Dir(r.Dir), depName(dep))
+	dr, err := ReadRecipe(d)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: unknown dependency %q (no %s)", r.File, dep, filepath.Join(d, "build.textproto"))
+		}
+		return nil, err
+	}
+	return dr, nil
+}
+
+// InputDigest returns the lowercase hex sha256 over every input of the
+// recipe in pkgDir: the recipe file's bytes, the source's sha256, the
+// bytes of each patch and extra file, the builder's name, the input
+// digests of the build dependencies (dep) recursively, and the full names
+// of the runtime dependency closure (runtime dependencies may form
+// cycles, e.g. libc6 and libgcc-s1, so they enter by name and version).
+// Each item is length-prefixed and labelled, so the digest is stable and
+// unambiguous.
+func InputDigest(pkgDir string) (string, error) {
+	r, err := ReadRecipe(pkgDir)
+	if err != nil {
+		return "", err
+	}
+	return inputDigest(r, nil)
+}
+
+func inputDigest(r *Recipe, stack []string) (string, error) {
+	if i := slices.Index(stack, r.Name); i >= 0 {
+		return "", fmt.Errorf("dependency cycle: %s", strings.Join(append(stack[i:], r.Name), " -> "))
+	}
+	stack = append(stack, r.Name)
+	h := sha256.New()
+	item := func(label string, b []byte) {
+		fmt.Fprintf(h, "%s %d\n", label, len(b))
+		h.Write(b)
+		h.Write([]byte("\n"))
+	}
+	rb, err := os.ReadFile(r.File)
+	if err != nil {
+		return "", err
+	}
+	item("recipe", rb)
+	item("source-sha256", []byte(r.GetHash()))
+	item("builder", []byte(r.BuilderName()))
+	for _, p := range r.GetCherryPick() {
+		b, err := os.ReadFile(filepath.Join(r.Dir, p))
+		if err != nil {
+			return "", fmt.Errorf("%s: cherry_pick: %w", r.File, err)
+		}
+		item("cherry_pick "+p, b)
+	}
+	for _, e := range r.GetExtraFile() {
+		b, err := os.ReadFile(filepath.Join(r.Dir, e))
+		if err != nil {
+			return "", fmt.Errorf("%s: extra_file: %w", r.File, err)
+		}
+		item("extra_file "+e, b)
+	}
+	deps := slices.Clone(r.GetDep())
+	slices.Sort(deps)
+	for _, d := range slices.Compact(deps) {
+		dr, err := lookup(r, d)
+		if err != nil {
+			return "", err
+		}
+		dd, err := inputDigest(dr, stack)
+		if err != nil {
+			return "", err
+		}
+		item("dep "+dr.FullName(), []byte(dd))
+	}
+	closure, err := RuntimeClosure(r)
+	if err != nil {
+		return "", err
+	}
+	for _, c := range closure {
+		item("runtime_dep", []byte(c))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// RuntimeClosure returns the sorted full names of the recipe's runtime
+// dependencies and theirs, transitively, read from the recipes next to
+// r's directory (not including r itself).
+func RuntimeClosure(r *Recipe) ([]string, error) {
+	seen := map[string]bool{r.Name: true}
+	var out []string
+	queue := []*Recipe{r}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, d := range cur.GetRuntimeDep() {
+			if seen[depName(d)] {
+				continue
+			}
+			seen[depName(d)] = true
+			dr, err := lookup(cur, d)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, dr.FullName())
+			queue = append(queue, dr)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Build builds the recipe in pkgDir into RepoDir/pkg and returns the
+// image's path. Only Debian imports are supported so far; other recipes
+// return an error wrapping [ErrNeedsSandbox].
+func (b *Builder) Build(ctx context.Context, pkgDir string) (string, error) {
+	r, err := ReadRecipe(pkgDir)
+	if err != nil {
+		return "", err
+	}
+	if bn := r.BuilderName(); bn != "debian-import" {
+		return "", fmt.Errorf("%w: %s (builder %s)", ErrNeedsSandbox, r.File, bn)
+	}
+	if _, err := pkgname.Parse(r.FullName()); err != nil {
+		return "", fmt.Errorf("%s: %w", r.File, err)
+	}
+	digest, err := inputDigest(r, nil)
+	if err != nil {
+		return "", err
+	}
+	closure, err := RuntimeClosure(r)
+	if err != nil {
+		return "", err
+	}
+	locs := append([]string{r.GetSource()}, r.GetMirror()...)
+	archive, err := b.opts.Fetcher.Fetch(ctx, r.File, r.Dir, r.GetHash(), locs)
+	if err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(b.opts.TempDir, "distri-build-"+r.Name+"-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	src := filepath.Join(tmp, "src")
+	b.logf("%s: extracting %s", r.Name, r.GetSource())
+	if err := source.Prepare(archive, r.GetSource(), src, r.Dir, r.GetCherryPick(), r.GetExtraFile()); err != nil {
+		return "", fmt.Errorf("%s: %w", r.File, err)
+	}
+	dest := filepath.Join(tmp, "dest")
+	if err := ImportDebian(src, dest); err != nil {
+		return "", fmt.Errorf("%s: %w", r.File, err)
+	}
+	epoch, err := newestFile(dest)
+	if err != nil {
+		return "", err
+	}
+	meta := &pb.Meta{
+		RuntimeDep:  closure,
+		SourcePkg:   new(r.Name),
+		Version:     new(r.GetVersion()),
+		InputDigest: new(digest),
+	}
+	metaFile := filepath.Join(tmp, "meta.textproto")
+	if err := pb.WriteMetaFile(metaFile, meta); err != nil {
+		return "", err
+	}
+	img, err := pack.Pack(pack.Options{
+		Name:     r.FullName(),
+		Dir:      dest,
+		OutDir:   filepath.Join(b.opts.RepoDir, "pkg"),
+		MetaFile: metaFile,
+		// Directories and symlinks made here get the archive's newest time
+		// stamp, so that building the same recipe twice gives the same bytes.
+		Image: squashfs.WriterOptions{SourceDateEpoch: epoch},
+	})
+	if err != nil {
+		return "", fmt.Errorf("%s: pack: %w", r.File, err)
+	}
+	return img, nil
+}
+
+// newestFile returns the newest mtime of the regular files under dir (they
+// carry the archive's time stamps), or 1970-01-01 00:00:01 without any.
+func newestFile(dir string) (time.Time, error) {
+	newest := time.Unix(1, 0)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if fi.ModTime().After(newest) {
+			newest = fi.ModTime()
+		}
+		return nil
+	})
+	return newest, err
+}
