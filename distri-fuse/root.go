@@ -1,6 +1,9 @@
 // Command distri-fuse serves a distri package store as the /ro file
-// system: every package under /ro/<full name>/, merged exchange
-// directories such as /ro/bin and /ro/lib.
+// system: every package under /ro/<full name>/, and the exchange
+// directories /ro/bin, /ro/lib, /ro/share, … that merge them. It tells a
+// running daemon to pick up installed and removed packages (ctl rescan)
+// and says which package owns a path (owner). docs/fuse.md has the
+// details.
 package main
 
 import (
@@ -10,13 +13,44 @@ import (
 )
 
 func newRootCmd(stdio cli.Stdio) *cobra.Command {
-	return &cobra.Command{
-		Use:   "distri-fuse",
+	var opts serveOptions
+	root := &cobra.Command{
+		Use:   "distri-fuse [--store /roimg] [--readiness-fd N] MOUNTPOINT",
 		Short: "serve a package store as /ro",
-		Long: `distri-fuse serves the package store (a folder of <full>.squashfs images)
-as the /ro file system.
+		Long: `distri-fuse mounts the package store (a folder of <full>.squashfs images
+and their <full>.meta.textproto files) at MOUNTPOINT, normally /ro, and
+serves it until SIGTERM, SIGINT or umount. It prints MOUNTPOINT on stdout
+once the mount is ready.
 
-Mounting arrives with the FUSE work; this release provides --help and
---version only.`,
+MOUNTPOINT shows:
+  <full>/       every package, e.g. /ro/bash-amd64-5.2.15-3/out/bin/bash;
+                its image is opened on first access
+  bin/ lib/ …   exchange directories: symlinks into the packages, the newest
+                revision of each package; between different packages that
+                ship the same path, the package whose <name>-<arch> sorts
+                first wins (ask "distri-fuse owner PATH")
+  .ctl          symlink to the control socket
+
+SIGHUP or "distri-fuse ctl rescan" make the daemon rescan the store.
+
+Run as root, file reads use FUSE passthrough where the kernel offers it:
+the kernel reads the image itself and the daemon is out of the data path.
+
+Examples:
+  % distri-fuse --store /roimg /ro
+  /ro
+  % distri-fuse ctl rescan /ro
+  % distri-fuse owner /bin/bash
+  bash-amd64-5.2.15-3`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runServe(cmd.Context(), opts, args[0], stdio)
+		},
 	}
+	opts.addFlags(root.Flags())
+	root.AddCommand(
+		newCtlCmd(stdio),
+		newOwnerCmd(stdio),
+	)
+	return root
 }

@@ -5,7 +5,6 @@ import (
 	"os"
 	"sync"
 	"syscall"
-	"time"
 
 	"distri.dev/distri/lib/squashfs"
 )
@@ -14,12 +13,11 @@ import (
 // below /ro/<full>/, shared by every node of the package, and closed once
 // the package has left the store and nothing uses it any more.
 type image struct {
-	srv   *Server
-	full  string // e.g. bash-amd64-5.2.15-3
-	path  string // e.g. /roimg/bash-amd64-5.2.15-3.squashfs
-	size  int64
-	mtime time.Time
-	id    fileID
+	srv  *Server
+	full string // e.g. bash-amd64-5.2.15-3
+	path string // e.g. /roimg/bash-amd64-5.2.15-3.squashfs
+	size int64
+	id   fileID
 	// gen makes the inode numbers of this image's nodes unique for the
 	// life of the daemon: gen<<32 | the squashfs inode number. A package
 	// removed and installed again gets a new gen, so the kernel never
@@ -48,12 +46,16 @@ type fileID struct {
 	mtime    int64
 }
 
-func (img *image) rootIno() uint64          { return img.gen << 32 }
-func (img *image) ino(sqIno uint32) uint64  { return img.gen<<32 | uint64(sqIno) }
-func (img *image) String() string           { return img.full }
-func (img *image) opened() bool             { img.mu.Lock(); defer img.mu.Unlock(); return img.r != nil }
-func (img *image) logf(f string, a ...any)  { img.srv.logf("package %s: "+f, append([]any{img.full}, a...)...) }
-func (img *image) debugf(f string, a ...any) { img.srv.debugf("package %s: "+f, append([]any{img.full}, a...)...) }
+func (img *image) rootIno() uint64         { return img.gen << 32 }
+func (img *image) ino(sqIno uint32) uint64 { return img.gen<<32 | uint64(sqIno) }
+func (img *image) String() string          { return img.full }
+func (img *image) opened() bool            { img.mu.Lock(); defer img.mu.Unlock(); return img.r != nil }
+func (img *image) logf(f string, a ...any) {
+	img.srv.logf("package %s: "+f, append([]any{img.full}, a...)...)
+}
+func (img *image) debugf(f string, a ...any) {
+	img.srv.debugf("package %s: "+f, append([]any{img.full}, a...)...)
+}
 
 // acquire returns the image's reader, opening the image on first use, and
 // counts a user; release must follow. A removed and closed image answers

@@ -37,6 +37,11 @@ func mountKernel(f *os.File, name string) (*kernelMount, error) {
 		return nil, fmt.Errorf("fsopen squashfs: %w", err)
 	}
 	defer unix.Close(fsfd)
+	// A read-only superblock: the loop device is read-only, and the
+	// block device is opened for writing otherwise.
+	if err := unix.FsconfigSetFlag(fsfd, "ro"); err != nil {
+		return nil, fmt.Errorf("fsconfig ro: %w", err)
+	}
 	if err := unix.FsconfigSetString(fsfd, "source", loop.path); err != nil {
 		return nil, fmt.Errorf("fsconfig source %s: %w", loop.path, err)
 	}

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -80,13 +79,12 @@ func (s *Server) scanStore(ctx context.Context, prev *tree) ([]pkgInput, error) 
 		}
 		if img == nil {
 			img = &image{
-				srv:   s,
-				full:  full,
-				path:  filepath.Join(s.opts.Store, full+imageSuffix),
-				size:  st.Size,
-				mtime: time.Unix(st.Mtim.Unix()),
-				id:    id,
-				gen:   s.gens.Add(1),
+				srv:  s,
+				full: full,
+				path: filepath.Join(s.opts.Store, full+imageSuffix),
+				size: st.Size,
+				id:   id,
+				gen:  s.gens.Add(1),
 			}
 		}
 		pkgs = append(pkgs, pkgInput{name: name, img: img})
@@ -177,4 +175,3 @@ func (s *Server) readMeta(dfd int, p *pkgInput) *metaInfo {
 	}
 	return mi
 }
-

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log"
 	"net"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"distri.dev/distri/lib/fusectl"
 )
@@ -84,14 +86,15 @@ type Server struct {
 	gens atomic.Uint64 // image generations
 	inos atomic.Uint64 // virtual inode numbers
 
-	rescanMu sync.Mutex            // serialises scans; never taken by FUSE operations
-	metas    map[string]*metaInfo  // guarded by rescanMu
-	vinos    map[string]uint64     // inode numbers of the current tree's virtual nodes; guarded by rescanMu
+	rescanMu sync.Mutex           // serialises scans; never taken by FUSE operations
+	metas    map[string]*metaInfo // guarded by rescanMu
+	vinos    map[string]uint64    // inode numbers of the current tree's virtual nodes; guarded by rescanMu
 
-	passthrough bool
+	passthrough atomic.Bool // set once the kernel said what it offers
 
 	ctlStop context.CancelFunc
 	ctlDone chan struct{}
+	ctlOnce sync.Once
 }
 
 // Mount scans the store, mounts /ro at opts.Mountpoint and serves it in
@@ -138,8 +141,12 @@ func Mount(ctx context.Context, opts Options) (*Server, error) {
 		// its own: image contents are immutable.
 		ExplicitDataCacheControl: true,
 		MaxWrite:                 1 << 20, // larger reads when the daemon answers them
-		Debug:                    opts.DebugFUSE,
-		Logger:                   s.log,
+		// POSIX ACLs: images have none, but with ACL support the kernel
+		// caches that answer per inode, instead of asking for
+		// system.posix_acl_access on every ls -l.
+		EnableAcl: true,
+		Debug:     opts.DebugFUSE,
+		Logger:    s.log,
 	}
 	if os.Geteuid() != 0 {
 		mopts.Options = []string{"default_permissions", "ro", "nodev"} // fusermount refuses suid for users
@@ -160,9 +167,9 @@ func Mount(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("mount %s: %w", opts.Mountpoint, err)
 	}
 	s.fuse = server
-	s.passthrough = !opts.DisablePassthrough && os.Geteuid() == 0 &&
-		server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0
-	s.debugf("mounted %s on %s (passthrough: %v)", opts.Store, opts.Mountpoint, s.passthrough)
+	s.passthrough.Store(!opts.DisablePassthrough && os.Geteuid() == 0 &&
+		server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0)
+	s.debugf("mounted %s on %s (passthrough: %v)", opts.Store, opts.Mountpoint, s.passthrough.Load())
 
 	if opts.CtlSocket != "" {
 		if err := s.listenCtl(); err != nil {
@@ -175,19 +182,35 @@ func Mount(ctx context.Context, opts Options) (*Server, error) {
 
 // Passthrough reports whether file reads are passed through to the
 // kernel (FUSE passthrough) rather than answered by the daemon.
-func (s *Server) Passthrough() bool { return s.passthrough }
+func (s *Server) Passthrough() bool { return s.passthrough.Load() }
 
 // Mountpoint returns the absolute mount point.
 func (s *Server) Mountpoint() string { return s.opts.Mountpoint }
 
-// Wait blocks until the file system is unmounted.
-func (s *Server) Wait() { s.fuse.Wait() }
+// Wait blocks until the file system is unmounted (by [Server.Unmount]
+// or from outside), then stops the control socket.
+func (s *Server) Wait() {
+	s.fuse.Wait()
+	s.stopCtl()
+}
 
 // Unmount unmounts /ro and stops the control socket. It fails (EBUSY)
 // while files are open or a process has its working directory in /ro.
 func (s *Server) Unmount() error {
 	if err := s.fuse.Unmount(); err != nil {
 		return fmt.Errorf("unmount %s: %w", s.opts.Mountpoint, err)
+	}
+	s.stopCtl()
+	return nil
+}
+
+// Detach unmounts /ro lazily (MNT_DETACH), for when [Server.Unmount]
+// fails because /ro is busy: the mount leaves the namespace at once, and
+// the files still open in it keep working for as long as the daemon
+// serves them.
+func (s *Server) Detach() error {
+	if err := unix.Unmount(s.opts.Mountpoint, unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach %s: %w", s.opts.Mountpoint, err)
 	}
 	s.stopCtl()
 	return nil
@@ -287,12 +310,12 @@ func (s *Server) listenCtl() error {
 }
 
 func (s *Server) stopCtl() {
-	if s.ctlStop == nil {
-		return
-	}
-	s.ctlStop()
-	<-s.ctlDone
-	s.ctlStop = nil
+	s.ctlOnce.Do(func() {
+		if s.ctlStop != nil {
+			s.ctlStop()
+			<-s.ctlDone
+		}
+	})
 }
 
 // DefaultCtlSocket returns the control socket path distri-fuse uses when
@@ -308,17 +331,10 @@ func DefaultCtlSocket(store, mountpoint string) string {
 	if name == "" {
 		name = "root"
 	}
-	if len(name) > 60 {
-		name = fmt.Sprintf("%x", fnv64(mountpoint))
+	if len(name) > 60 { // unix socket paths are short
+		h := fnv.New64a()
+		h.Write([]byte(mountpoint))
+		name = fmt.Sprintf("%x", h.Sum64())
 	}
 	return filepath.Join("/run/distri-fuse", name+".sock")
-}
-
-func fnv64(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return h
 }

@@ -22,9 +22,10 @@ type tree struct {
 	// unions maps a host package and a directory of its image (e.g.
 	// "out/lib/irssi/modules") to the plugin packages whose same
 	// directory is merged into it, in priority order.
-	unions map[string]map[string][]*image
-	root   xdir  // /ro itself: top-level exchange dirs plus packages (names only)
-	bytes  int64 // sum of image sizes, for statfs
+	unions   map[string]map[string][]*image
+	root     xdir  // /ro itself: top-level exchange dirs plus packages (names only)
+	bytes    int64 // sum of image sizes, for statfs
+	nvirtual int   // exchange directories and symlinks, for statfs
 }
 
 // xdir is an exchange directory: /ro/bin, /ro/lib/pkgconfig, …
@@ -175,8 +176,10 @@ func buildTree(pkgs []pkgInput, prev *tree, alloc *inoAlloc, now time.Time) *tre
 			xd.names = append(xd.names, name)
 		}
 		slices.Sort(xd.names)
+		t.nvirtual++
 		for _, name := range xd.names {
 			if e := xd.entries[name]; !e.dir {
+				t.nvirtual++
 				for a := d; a != "."; a = path.Dir(a) {
 					t.dirs[a].owners = append(t.dirs[a].owners, e.owner)
 				}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"distri.dev/distri/lib/cli"
+	"distri.dev/distri/lib/fusefs"
+)
+
+type serveOptions struct {
+	store       string
+	readinessFd int
+	passthrough bool
+	allowOther  bool
+	ctlSocket   string
+	verbose     bool
+	debugFUSE   bool
+}
+
+func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.store, "store", "/roimg", "package store to serve")
+	fs.IntVar(&o.readinessFd, "readiness-fd", -1, "file descriptor to write the mount point to and close once the mount is ready")
+	fs.BoolVar(&o.passthrough, "passthrough", true, "let the kernel read files directly (FUSE passthrough) where it can; false: the daemon answers every read")
+	fs.BoolVar(&o.allowOther, "allow-other", true, "let every user, not only the daemon's, use the mount")
+	fs.StringVar(&o.ctlSocket, "ctl-socket", "", "control socket (default: ROOT/run/distri-fuse.sock for a store ROOT/roimg, else under /run/distri-fuse/)")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log images opened and closed and rescans to stderr")
+	fs.BoolVar(&o.debugFUSE, "debug-fuse", false, "log every FUSE request to stderr")
+}
+
+func runServe(ctx context.Context, opts serveOptions, mountpoint string, stdio cli.Stdio) error {
+	ctlSocket := opts.ctlSocket
+	if ctlSocket == "" {
+		ctlSocket = fusefs.DefaultCtlSocket(opts.store, mountpoint)
+	}
+	srv, err := fusefs.Mount(ctx, fusefs.Options{
+		Store:              opts.store,
+		Mountpoint:         mountpoint,
+		DisablePassthrough: !opts.passthrough,
+		AllowOther:         opts.allowOther,
+		CtlSocket:          ctlSocket,
+		Log:                log.New(stdio.Err, "distri-fuse: ", 0),
+		Verbose:            opts.verbose,
+		DebugFUSE:          opts.debugFUSE,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdio.Out, srv.Mountpoint())
+	if opts.readinessFd >= 0 {
+		f := os.NewFile(uintptr(opts.readinessFd), "readiness")
+		fmt.Fprintln(f, srv.Mountpoint())
+		f.Close()
+	}
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	done := make(chan struct{})
+	go func() {
+		srv.Wait()
+		close(done)
+	}()
+	for {
+		select {
+		case <-hup:
+			if err := srv.Rescan(ctx); err != nil {
+				fmt.Fprintf(stdio.Err, "distri-fuse: rescan: %v\n", err)
+			}
+		case <-done:
+			return nil // unmounted from outside
+		case <-ctx.Done():
+			// SIGINT or SIGTERM: unmount and report a clean exit. If
+			// /ro is busy, detach it, so that no dead mount stays
+			// behind when we exit, and say so.
+			if err := srv.Unmount(); err != nil {
+				if derr := srv.Detach(); derr != nil {
+					return errors.Join(err, derr)
+				}
+				return fmt.Errorf("%w: detached it instead; files still open in it fail once distri-fuse exits", err)
+			}
+			<-done
+			return nil
+		}
+	}
+}

@@ -1,0 +1,97 @@
+// Package fusefs serves a distri package store as the /ro file system
+// with go-fuse: one directory per package and the exchange directories
+// that merge them.
+//
+// # What /ro shows
+//
+//	/ro/<full>/        a package's image, e.g. /ro/bash-amd64-5.2.15-3/out/bin/bash
+//	/ro/bin, /ro/lib…  exchange directories (lib/exchange.Dirs): symlinks into packages,
+//	                   e.g. /ro/bin/bash → ../bash-amd64-5.2.15-3/bin/bash
+//	/ro/.ctl           symlink to the daemon's control socket (when it has one)
+//
+// [Mount] reads the store's directory listing and one meta file per
+// package (its provides, written by lib/pack). It opens no image. An
+// image is opened when something below /ro/<full>/ is first looked up,
+// once, and shared by every node of the package.
+//
+// # Rescans
+//
+// [Server.Rescan] (the control socket's "rescan", SIGHUP in distri-fuse)
+// lists the store again, reads the metas it has not seen, builds a new
+// snapshot of /ro aside and swaps it in with one atomic pointer store.
+// FUSE operations load the current snapshot and never take a lock a
+// rescan holds, so a rescan cannot stall /ro (the original deadlocked
+// here). Then the kernel is told what changed: NotifyDelete or
+// NotifyEntry for each name added, removed or changed in /ro and in the
+// exchange directories (which also drops cached misses), NotifyContent for
+// each changed directory's listing. Nothing relies on a timeout: when
+// Rescan returns, /ro shows the store.
+//
+// A package that left the store disappears at once; files open in it
+// keep working (the open file holds the image), and its image is closed
+// with the last of them.
+//
+// # Reads
+//
+// Where the kernel offers FUSE passthrough and the daemon runs as root,
+// opening a file of 128 KiB or more hands the kernel a backing file and
+// the daemon sees no reads: the image is mounted by the kernel's squashfs
+// driver on a loop device (when such a file of it is first opened), as a
+// detached mount (fsmount(2)) that is in no mount table, and the file is
+// opened there. Smaller files are read by the daemon in one request,
+// which costs less than setting up the backing file, and stay in the page
+// cache (FOPEN_KEEP_CACHE). Elsewhere (a kernel without passthrough, such as 6.1 with FUSE 7.38;
+// not root; an image the kernel rejects) the daemon answers reads with
+// lib/squashfs. [Options.DisablePassthrough] forces that path.
+//
+// # Decisions
+//
+//   - Conflicts. Only the highest revision of each <name>-<arch> feeds the
+//     exchange directories (older revisions stay reachable under
+//     /ro/<full>/). When different packages provide the same path, the
+//     package whose <name>-<arch> sorts first (bytewise) owns it. The rule
+//     depends only on the set of packages, so every mount and every rescan
+//     of a store agrees, and installing an unrelated package never changes
+//     who owns a path. Revisions of different packages are unrelated
+//     numbers, so "newest wins" across packages would mean nothing.
+//   - A directory beats a file: if any package has entries below a path,
+//     the path is a directory and files of that name from other packages
+//     are not shown. A name is never listed twice.
+//   - Owner. An exchange entry is a symlink whose target names its owner,
+//     so [Owner] and `distri-fuse owner` read the symlink. The
+//     user.distri.owner xattr is on exchange directories (all packages
+//     below them) only: Linux refuses user.* attributes on symlinks.
+//   - Mount options: allow_other (a system /ro serves every user),
+//     default_permissions (the kernel checks modes and owners; without it a
+//     0600 file would be readable by all under allow_other), ro, nodev, and
+//     deliberately not nosuid: setuid programs and file capabilities
+//     (security.capability, served from the image's xattrs) must work. The
+//     detached kernel mounts behind passthrough are nosuid,nodev: the FUSE
+//     inode's attributes decide what runs.
+//   - Kernel caches: entries, attributes, misses and symlink targets are
+//     cached for a year, directory listings are kept (FOPEN_CACHE_DIR) and
+//     file pages too: images never change, and every change to the virtual
+//     parts comes with a notification. Virtual nodes keep their inode
+//     numbers across rescans while they are unchanged, so their caches
+//     survive; a symlink whose target changes is a new inode.
+//   - Inode numbers: images' nodes are gen<<32 | squashfs inode number,
+//     gen counting images the daemon has opened, so hard links within an
+//     image share an inode and a package removed and installed again never
+//     reuses a number. /ro is 1, .ctl 2, virtual nodes count from 16.
+//   - Listing /ro opens nothing: READDIRPLUS returns no attributes for a
+//     package whose image is not open, and a stat of /ro/<full> opens it.
+//   - Provides. A meta without provides (an image made by mksquashfs, an
+//     old meta) is indistinguishable from a package that provides nothing;
+//     for both, the image is opened at scan time and its exchange paths
+//     computed (lib/exchange.Paths), once per image.
+//   - runtime_union: a plugin's out/<dir> (dir relative to out/, as in the
+//     original) is merged into the same directory of its host package (a
+//     full name, as the original's pkg). Only the newest revision of each
+//     plugin takes part, plugins in <name>-<arch> order; the host's own
+//     entries win, and a name is listed once. The merge is one level: the
+//     plugins' subdirectories are served as they are, not merged.
+//   - A corrupt image (one lib/squashfs rejects) makes its package answer
+//     EIO, logged once with its name; the rest of /ro is unaffected.
+//   - statfs: used = the images' total size, available = the store file
+//     system's: df /ro says what is installed and what more fits.
+package fusefs
