@@ -23,12 +23,7 @@ import (
 // stdout and stderr.
 func runCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	stdio := cli.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}
-	root := newRootCmd(stdio)
-	root.SetArgs(args)
-	code := cli.Run(t.Context(), root, stdio)
-	return code, out.String(), errb.String()
+	return cli.RunArgs(t.Context(), newRootCmd, args...)
 }
 
 func TestExitCodes(t *testing.T) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,12 +14,7 @@ import (
 // code, stdout and stderr.
 func runCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	stdio := cli.Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}
-	root := newRootCmd(stdio)
-	root.SetArgs(args)
-	code := cli.Run(t.Context(), root, stdio)
-	return code, out.String(), errb.String()
+	return cli.RunArgs(t.Context(), newRootCmd, args...)
 }
 
 func TestInitramfsUsage(t *testing.T) {

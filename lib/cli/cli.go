@@ -185,3 +185,15 @@ func isCobraUsage(err error) bool {
 	msg := err.Error()
 	return strings.HasPrefix(msg, "required flag(s) ") || strings.HasPrefix(msg, "if any flags in the group ")
 }
+
+// RunArgs runs the command tree newRoot makes with args, in-process, as
+// Main would with those arguments, and returns the exit code and what the
+// command wrote to stdout and stderr. Tests of the binaries use it.
+func RunArgs(ctx context.Context, newRoot func(Stdio) *cobra.Command, args ...string) (code int, stdout, stderr string) {
+	var out, errb strings.Builder
+	stdio := Stdio{In: strings.NewReader(""), Out: &out, Err: &errb}
+	root := newRoot(stdio)
+	root.SetArgs(args)
+	code = Run(ctx, root, stdio)
+	return code, out.String(), errb.String()
+}
