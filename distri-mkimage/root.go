@@ -24,6 +24,7 @@ Examples:
 	}
 	root.AddCommand(
 		newInitramfsCmd(stdio),
+		newDiskCmd(stdio),
 	)
 	return root
 }

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"distri.dev/distri/lib/cli"
+	"distri.dev/distri/lib/image"
+)
+
+type diskOptions struct {
+	output         string
+	size           string
+	root           string
+	kernel         string
+	initramfs      string
+	systemdBoot    string
+	cmdline        string
+	serial         bool
+	encrypt        bool
+	passphraseFile string
+	seed           uint64
+	verbose        bool
+}
+
+func (o *diskOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVarP(&o.output, "output", "o", "", "image file to write (required)")
+	fs.StringVar(&o.size, "size", "8G", "image size: bytes or a number with K, M, G or T (the file is sparse unless encrypted)")
+	fs.StringVar(&o.root, "root", "", "prepared root file system tree (required); etc/fstab is written into it")
+	fs.StringVar(&o.kernel, "kernel", "", "vmlinuz with an EFI stub (required)")
+	fs.StringVar(&o.initramfs, "initramfs", "", "initramfs holding distri-init, e.g. from distri-mkimage initramfs (required)")
+	fs.StringVar(&o.systemdBoot, "systemd-boot", image.DefaultSystemdBoot, "systemd-boot EFI binary")
+	fs.StringVar(&o.cmdline, "cmdline", "", "extra kernel command line, e.g. quiet")
+	fs.BoolVar(&o.serial, "serial", false, "use ttyS0 as the only console (VMs without a display)")
+	fs.BoolVar(&o.encrypt, "encrypt", false, "put the root into LUKS2, unlocked with a passphrase at boot")
+	fs.StringVar(&o.passphraseFile, "passphrase-file", "", "file whose bytes (trailing newline removed) are the LUKS passphrase (with --encrypt)")
+	fs.Uint64Var(&o.seed, "seed", 0, "make the image a function of its inputs and this number (0: random UUIDs and keys)")
+	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log progress on stderr")
+}
+
+func newDiskCmd(stdio cli.Stdio) *cobra.Command {
+	var opts diskOptions
+	cmd := &cobra.Command{
+		Use:   "disk -o FILE --root DIR --kernel VMLINUZ --initramfs FILE",
+		Short: "write a bootable UEFI disk image (GPT, systemd-boot, ext4 root, optionally LUKS2)",
+		Long: `disk writes a GPT disk image that boots with UEFI: an EFI system partition
+(FAT32, 256 MiB) holding systemd-boot, the kernel, the initramfs and one
+boot entry, and a root partition holding the root tree as ext4, inside a
+LUKS2 container with --encrypt. It needs mkfs.ext4 and no privileges: it
+mounts nothing and uses no loop devices. The output is replaced
+atomically; with --seed the same inputs give the same bytes.
+
+For now the root is a prepared tree (--root). Installing packages from a
+repository into it (distri-mkimage disk --repo R PKG...) is not done yet.
+
+Examples:
+  % distri-mkimage initramfs --kernel-release 6.1.0-56-cloud-amd64 -o initramfs.img
+  % distri-mkimage disk -o distri.img --serial --root root/ \
+        --kernel /boot/vmlinuz-6.1.0-56-cloud-amd64 --initramfs initramfs.img
+  % distri-mkimage disk -o distri.img --encrypt --passphrase-file pass.txt --root root/ \
+        --kernel /boot/vmlinuz-6.1.0-56-cloud-amd64 --initramfs initramfs.img`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return cli.Usagef("packages (%s) are not supported yet: pass a prepared root tree with --root", strings.Join(args, " "))
+			}
+			return runDisk(cmd.Context(), opts, stdio)
+		},
+	}
+	opts.addFlags(cmd.Flags())
+	for _, f := range []string{"output", "root", "kernel", "initramfs"} {
+		cmd.MarkFlagRequired(f)
+	}
+	return cmd
+}
+
+func runDisk(ctx context.Context, opts diskOptions, stdio cli.Stdio) error {
+	size, err := parseSize(opts.size)
+	if err != nil {
+		return cli.Usagef("--size %q: %v", opts.size, err)
+	}
+	if opts.encrypt != (opts.passphraseFile != "") {
+		return cli.Usagef("--encrypt and --passphrase-file go together")
+	}
+	var pass []byte
+	if opts.encrypt {
+		b, err := os.ReadFile(opts.passphraseFile)
+		if err != nil {
+			return err
+		}
+		// A passphrase typed at the console has no newline.
+		pass = []byte(strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"))
+		if len(pass) == 0 {
+			return fmt.Errorf("passphrase file %s is empty", opts.passphraseFile)
+		}
+	}
+	var logger *log.Logger
+	if opts.verbose {
+		logger = log.New(stdio.Err, "distri-mkimage: ", 0)
+	}
+	if _, err := image.Disk(ctx, image.DiskOptions{
+		Output:      opts.output,
+		Size:        size,
+		Root:        opts.root,
+		Kernel:      opts.kernel,
+		Initramfs:   opts.initramfs,
+		SystemdBoot: opts.systemdBoot,
+		Cmdline:     opts.cmdline,
+		Serial:      opts.serial,
+		Encrypt:     opts.encrypt,
+		Passphrase:  pass,
+		Seed:        opts.seed,
+		Log:         logger,
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdio.Out, opts.output)
+	return nil
+}
+
+// parseSize parses "8G", "512M", "1T" (powers of 1024) or plain bytes.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	if n := len(s); n > 0 {
+		switch strings.ToUpper(s[n-1:]) {
+		case "K":
+			mult = 1 << 10
+		case "M":
+			mult = 1 << 20
+		case "G":
+			mult = 1 << 30
+		case "T":
+			mult = 1 << 40
+		}
+		if mult > 1 {
+			s = s[:n-1]
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 {
+		return 0, fmt.Errorf("want a positive size like 8G")
+	}
+	return v * mult, nil
+}
