@@ -75,36 +75,7 @@ func StartVM(t testing.TB, opts VMOptions) *Console {
 		args = append(args, "-drive", "file="+d+",if=virtio,format=raw")
 	}
 	args = append(args, opts.Extra...)
-	cmd := exec.Command(qemu, args...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	c := &Console{t: t, cmd: cmd, stdin: stdin, start: time.Now()}
-	c.cond = sync.NewCond(&c.mu)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("%v: %v", cmd.Args, err)
-	}
-	t.Logf("started %s", strings.Join(cmd.Args, " "))
-	go c.read(out)
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		c.mu.Lock()
-		for !c.done {
-			c.cond.Wait()
-		}
-		c.mu.Unlock()
-		if t.Failed() || os.Getenv("DISTRI_TEST_VM_LOG") != "" {
-			t.Logf("console:\n%s", c.Log())
-		}
-	})
-	return c
+	return startConsole(t, qemu, args)
 }
 
 func (c *Console) read(r io.Reader) {
@@ -248,4 +219,41 @@ func StaticBinary(t testing.TB, importPath string) string {
 	}
 	staticCache[importPath] = out
 	return out
+}
+
+// startConsole starts QEMU with args, its serial console on stdin and
+// stdout, and kills it in t.Cleanup (logging the console when the test
+// failed or $DISTRI_TEST_VM_LOG is set).
+func startConsole(t testing.TB, qemu string, args []string) *Console {
+	t.Helper()
+	cmd := exec.Command(qemu, args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	c := &Console{t: t, cmd: cmd, stdin: stdin, start: time.Now()}
+	c.cond = sync.NewCond(&c.mu)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%v: %v", cmd.Args, err)
+	}
+	t.Logf("started %s", strings.Join(cmd.Args, " "))
+	go c.read(out)
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		c.mu.Lock()
+		for !c.done {
+			c.cond.Wait()
+		}
+		c.mu.Unlock()
+		if t.Failed() || os.Getenv("DISTRI_TEST_VM_LOG") != "" {
+			t.Logf("console:\n%s", c.Log())
+		}
+	})
+	return c
 }

@@ -5,11 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -139,34 +136,5 @@ func StartUEFIVM(t testing.TB, opts UEFIVMOptions) *Console {
 		"-drive", "if=pflash,format=raw,unit=1,file=" + vars,
 		"-drive", "file=" + opts.Disk + ",if=virtio,format=raw",
 	}
-	cmd := exec.Command(qemu, args...)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	c := &Console{t: t, cmd: cmd, stdin: stdin, start: time.Now()}
-	c.cond = sync.NewCond(&c.mu)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("%v: %v", cmd.Args, err)
-	}
-	t.Logf("started %s", strings.Join(cmd.Args, " "))
-	go c.read(out)
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		c.mu.Lock()
-		for !c.done {
-			c.cond.Wait()
-		}
-		c.mu.Unlock()
-		if t.Failed() || os.Getenv("DISTRI_TEST_VM_LOG") != "" {
-			t.Logf("console:\n%s", c.Log())
-		}
-	})
-	return c
+	return startConsole(t, qemu, args)
 }
