@@ -17,17 +17,19 @@ import (
 type buildOptions struct {
 	repo  string
 	cache string
+	check bool
 }
 
 func (o *buildOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.repo, "repo", ".", "repository to write packages into (<repo>/pkg)")
+	fs.BoolVar(&o.check, "check", false, "run the test suite (make check) of compiled packages before installing")
 	fs.StringVar(&o.cache, "cache", "", "source cache, holding sha256/<hex> (default: /var/cache/distri as root, else distri in the user's cache directory)")
 }
 
 func newBuildCmd(stdio cli.Stdio) *cobra.Command {
 	var opts buildOptions
 	cmd := &cobra.Command{
-		Use:   "build [--repo DIR] [--cache DIR] PKGDIR...",
+		Use:   "build [--repo DIR] [--cache DIR] [--check] PKGDIR...",
 		Short: "build recipes into packages",
 		Long: `build builds each recipe PKGDIR/build.textproto into <repo>/pkg and prints
 the paths of the images it wrote.
@@ -36,10 +38,13 @@ Sources are fetched from source and then each mirror in order, verified by
 sha256 and kept in a content-addressed cache. debian: and debian-src:
 locations are resolved against the machine's apt sources.
 
-So far only Debian binary packages are built (a recipe with a .deb source
-and no builder): they are repackaged into the distri layout without
-compiling. Recipes that compile need the build sandbox, which is not yet
-supported; build says so and fails.
+Debian binary packages (a recipe with a .deb source and no builder) are
+repackaged into the distri layout without compiling. cbuilder (autotools)
+recipes are compiled in the build sandbox, as root, against their deps and
+the bootstrap toolchain (Debian imports in the same pkgs/ directory, built
+first when missing from <repo>/pkg); the build log goes to
+<repo>/log/<full name>.log. Other builders are not supported yet; build
+says so and fails.
 
 Examples:
   % distri-build scaffold debian:hello -o pkgs
@@ -80,6 +85,7 @@ func runBuild(cmd *cobra.Command, opts buildOptions, pkgDirs []string, stdio cli
 	}
 	b, err := build.New(build.Options{
 		RepoDir: opts.repo,
+		Check:   opts.check,
 		Fetcher: &source.Fetcher{CacheDir: cache, ArchiveURIs: uris},
 		Log: func(format string, args ...any) {
 			fmt.Fprintf(stdio.Err, format+"\n", args...)

@@ -4,6 +4,12 @@ import (
 	"os"
 
 	"distri.dev/distri/lib/cli"
+	"distri.dev/distri/lib/sandbox"
 )
 
-func main() { os.Exit(cli.Main(newRootCmd)) }
+func main() {
+	if sandbox.IsInit(os.Args[0]) {
+		sandbox.Init() // does not return
+	}
+	os.Exit(cli.Main(newRootCmd))
+}

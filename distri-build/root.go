@@ -1,6 +1,7 @@
 // Command distri-build builds distri packages: it validates recipes
 // (check), turns directory trees into packages (pack), writes recipes for
-// Debian binary packages (scaffold) and builds recipes (build).
+// Debian binary packages (scaffold) and builds recipes (build, and batch
+// for every stale recipe of a pkgs/ directory).
 package main
 
 import (
@@ -30,6 +31,7 @@ Examples:
 		newPackCmd(stdio),
 		newBuildCmd(stdio),
 		newScaffoldCmd(stdio),
+		newBatchCmd(stdio),
 	)
 	return root
 }

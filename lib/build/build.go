@@ -1,12 +1,15 @@
 // Package build turns recipes (pkgs/<name>/build.textproto) into distri
 // packages in a repository's pkg/ directory.
 //
-// What works today is the part that needs no build sandbox: fetching and
-// verifying sources (package [distri.dev/distri/lib/build/source]), the
-// input digest over every transitive input, and importing Debian binary
-// packages (a recipe with a .deb source and no builder or build steps),
-// which are repackaged into the distri layout without compiling anything.
-// Recipes that compile return an error saying they need the sandbox.
+// What works today: fetching and verifying sources (package
+// [distri.dev/distri/lib/build/source]), the input digest over every
+// transitive input, importing Debian binary packages (a recipe with a .deb
+// source and no builder or build steps), which are repackaged into the
+// distri layout without compiling anything, and the cbuilder (autotools),
+// which compiles in the build sandbox ([distri.dev/distri/lib/sandbox])
+// against the Debian-imported bootstrap toolchain in pkgs/ (see
+// sandbox_build.go and docs/build.md). Other builders return an error
+// wrapping [ErrNeedsSandbox].
 package build
 
 import (
@@ -29,8 +32,8 @@ import (
 	"distri.dev/distri/lib/squashfs"
 )
 
-// ErrNeedsSandbox is returned for recipes that compile: they need the
-// build sandbox, which distri-build does not have yet.
+// ErrNeedsSandbox is returned for recipes whose builder is not
+// implemented in the build sandbox yet (everything but cbuilder).
 var ErrNeedsSandbox = errors.New("needs the build sandbox (not yet supported)")
 
 // Arch is the architecture packages are built for.
@@ -44,6 +47,9 @@ type Options struct {
 	Fetcher *source.Fetcher
 	// TempDir is where sources are extracted; "" means os.TempDir().
 	TempDir string
+	// Check runs "make check" (cbuilder) after building, before
+	// installing; a failing check fails the build.
+	Check bool
 	// Log, if set, receives progress lines.
 	Log func(format string, args ...any)
 }
@@ -193,6 +199,9 @@ func inputDigest(r *Recipe, stack []string) (string, error) {
 		item("extra_file "+e, b)
 	}
 	deps := slices.Clone(r.GetDep())
+	if r.GetCbuilder() != nil {
+		deps = append(deps, CBuilderDeps...) // the builder's implicit deps
+	}
 	slices.Sort(deps)
 	for _, d := range slices.Compact(deps) {
 		dr, err := lookup(r, d)
@@ -243,14 +252,16 @@ func RuntimeClosure(r *Recipe) ([]string, error) {
 }
 
 // Build builds the recipe in pkgDir into RepoDir/pkg and returns the
-// image's path. Only Debian imports are supported so far; other recipes
-// return an error wrapping [ErrNeedsSandbox].
+// image's path. Debian imports and cbuilder recipes are supported (the
+// latter need root: they loop-mount their dependencies and use the
+// sandbox); other recipes return an error wrapping [ErrNeedsSandbox].
 func (b *Builder) Build(ctx context.Context, pkgDir string) (string, error) {
 	r, err := ReadRecipe(pkgDir)
 	if err != nil {
 		return "", err
 	}
-	if bn := r.BuilderName(); bn != "debian-import" {
+	bn := r.BuilderName()
+	if bn != "debian-import" && bn != "cbuilder" {
 		return "", fmt.Errorf("%w: %s (builder %s)", ErrNeedsSandbox, r.File, bn)
 	}
 	if _, err := pkgname.Parse(r.FullName()); err != nil {
@@ -259,6 +270,9 @@ func (b *Builder) Build(ctx context.Context, pkgDir string) (string, error) {
 	digest, err := inputDigest(r, nil)
 	if err != nil {
 		return "", err
+	}
+	if bn == "cbuilder" {
+		return b.buildSandboxed(ctx, r, digest)
 	}
 	closure, err := RuntimeClosure(r)
 	if err != nil {
