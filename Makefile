@@ -17,7 +17,7 @@ CMDS := distri distri-build distri-install distri-fuse distri-mkimage distri-ini
 # qemu boots the initramfs and images, kmod (depmod) builds module trees,
 # fdisk, cpio and e2fsprogs make and check disks and archives.
 DEBS := squashfs-tools squashfuse fuse3 util-linux xz-utils zstd lz4 minisign nginx-light cryptsetup-bin \
-	qemu-system-x86 ovmf kmod fdisk cpio e2fsprogs
+	qemu-system-x86 qemu-utils ovmf kmod fdisk cpio e2fsprogs
 
 # The benchmarks' peers: Debian's initramfs generators, and apt/dpkg
 # installing into a debootstrap'ed chroot from a loopback repository.

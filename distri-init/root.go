@@ -77,6 +77,7 @@ Examples:
 		}),
 		newCmdlineCmd(stdio),
 		newModprobeCmd(stdio),
+		newEntrypointCmd(stdio),
 	)
 	return root
 }

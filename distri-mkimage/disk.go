@@ -57,10 +57,12 @@ LUKS2 container with --encrypt. It needs mkfs.ext4 and no privileges: it
 mounts nothing and uses no loop devices. The output is replaced
 atomically; with --seed the same inputs give the same bytes.
 
-For now the root is a prepared tree (--root). Installing packages from a
-repository into it (distri-mkimage disk --repo R PKG...) is not done yet.
+The root is a prepared tree (--root), e.g. from distri-mkimage root.
+Installing packages straight from disk (disk --repo R PKG...) is not
+done yet.
 
 Examples:
+  % distri-mkimage root --repo ./repo --pubkey distri.pub -o root/ base
   % distri-mkimage initramfs --kernel-release 6.1.0-56-cloud-amd64 -o initramfs.img
   % distri-mkimage disk -o distri.img --serial --root root/ \
         --kernel /boot/vmlinuz-6.1.0-56-cloud-amd64 --initramfs initramfs.img

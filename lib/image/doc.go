@@ -1,5 +1,8 @@
 // Package image assembles bootable disk images from a prepared root
 // tree, without privileges: no mounts, no loop devices, no device-mapper.
+// It also writes a tree or a disk as other images: [Docker] (a tar for
+// docker import), [LXD] (a split image), [GCE] (disk.raw in a tar.gz) and
+// [Convert] (vdi, qcow2 with qemu-img). Their tars are deterministic.
 //
 // # Disk layout
 //
