@@ -66,3 +66,88 @@ generate:
 
 clean:
 	rm -rf $(BIN)
+
+# Images, as the distri README uses them (distri-mkimage, docs/image.md).
+# DISKIMG selects the disk image file. The image boots KERNEL (a vmlinuz
+# with an EFI stub) with an initramfs made from MODULES/KERNEL_RELEASE.
+# IMAGE_REPO must be a signed repository holding IMAGE_PKGS and their
+# closure (distri-mirror index).
+#
+#   make image DISKIMG=/tmp/distri-disk.img   UEFI disk image: systemd-boot, ext4 root (serial=1: console on ttyS0 only)
+#   make cryptimage                            the same, root in LUKS2 (passphrase in $(DISKIMG).passphrase, default "peace")
+#   make qemu-serial DISKIMG=…                 boot it on the serial console (Ctrl-a x quits); ssh on localhost:5555
+#   make qemu-graphic DISKIMG=…                boot it with a display
+#   make gceimage vboximage qcow2image         convert DISKIMG (made first if missing)
+#   make dockertar lxdimage                    container images of the root tree
+DISKIMG ?= distri-disk.img
+IMAGE_REPO ?= $(CURDIR)/repo
+IMAGE_PUBKEY ?= $(IMAGE_REPO)/distri.pub
+IMAGE_PKGS ?= base
+IMAGE_ROOT ?= /tmp/distri-root
+IMAGE_SIZE ?= 8G
+KERNEL ?= /boot/vmlinuz-$(KERNEL_RELEASE)
+KERNEL_RELEASE ?= $(shell uname -r)
+MODULES ?= /lib/modules
+INITRAMFS ?= $(DISKIMG).initramfs
+PASSPHRASE_FILE ?= $(DISKIMG).passphrase
+GCEIMG ?= distri-gce.tar.gz
+VDIIMG ?= distri.vdi
+QCOW2IMG ?= distri.qcow2
+DOCKERTAR ?= distri-docker.tar
+LXDPREFIX ?= distri-lxd
+OVMF_CODE ?= /usr/share/OVMF/OVMF_CODE_4M.fd
+OVMF_VARS ?= /usr/share/OVMF/OVMF_VARS_4M.fd
+MKIMAGE = $(BIN)/distri-mkimage
+DISKFLAGS = -v -o $(DISKIMG) --size $(IMAGE_SIZE) $(if $(serial),--serial) \
+	--root $(IMAGE_ROOT) --kernel $(KERNEL) --initramfs $(INITRAMFS)
+# KVM when /dev/kvm is usable, else TCG; UEFI (OVMF) with a per-image copy
+# of the variable store; virtio disk, user networking with ssh forwarded.
+QEMU = qemu-system-x86_64 -machine q35,accel=kvm:tcg -cpu max -m 2048 -smp 2 \
+	-drive if=pflash,format=raw,unit=0,readonly=on,file=$(OVMF_CODE) \
+	-drive if=pflash,format=raw,unit=1,file=$(DISKIMG).vars \
+	-drive file=$(DISKIMG),if=virtio,format=raw \
+	-nic user,model=virtio-net-pci,hostfwd=tcp::5555-:22 \
+	-device virtio-rng-pci
+
+.PHONY: imageroot initramfs image cryptimage qemu-serial qemu-graphic ovmf-vars gceimage vboximage qcow2image dockertar lxdimage
+
+imageroot: build
+	rm -rf $(IMAGE_ROOT)
+	$(MKIMAGE) root -v --repo $(IMAGE_REPO) --pubkey $(IMAGE_PUBKEY) -o $(IMAGE_ROOT) $(IMAGE_PKGS)
+
+initramfs: build
+	$(MKIMAGE) initramfs --kernel-release $(KERNEL_RELEASE) --modules $(MODULES) -o $(INITRAMFS)
+
+image: imageroot initramfs
+	$(MKIMAGE) disk $(DISKFLAGS)
+
+cryptimage: imageroot initramfs
+	[ -f $(PASSPHRASE_FILE) ] || echo peace > $(PASSPHRASE_FILE)
+	$(MKIMAGE) disk $(DISKFLAGS) --encrypt --passphrase-file $(PASSPHRASE_FILE)
+
+ovmf-vars:
+	[ -f $(DISKIMG).vars ] || cp $(OVMF_VARS) $(DISKIMG).vars
+
+qemu-serial: ovmf-vars
+	$(QEMU) -nographic
+
+qemu-graphic: ovmf-vars
+	$(QEMU) -vga virtio
+
+gceimage:
+	[ -f $(DISKIMG) ] || $(MAKE) image
+	$(MKIMAGE) gce -o $(GCEIMG) $(DISKIMG)
+
+vboximage:
+	[ -f $(DISKIMG) ] || $(MAKE) image
+	$(MKIMAGE) vdi $(DISKIMG) -o $(VDIIMG)
+
+qcow2image:
+	[ -f $(DISKIMG) ] || $(MAKE) image
+	$(MKIMAGE) qcow2 $(DISKIMG) -o $(QCOW2IMG)
+
+dockertar: imageroot
+	$(MKIMAGE) docker --root $(IMAGE_ROOT) -o $(DOCKERTAR)
+
+lxdimage: imageroot
+	$(MKIMAGE) lxd --root $(IMAGE_ROOT) -o $(LXDPREFIX)
