@@ -4,7 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"distri.dev/distri/lib/cli"
-	"distri.dev/distri/lib/fusefs/ctl"
+	"distri.dev/distri/lib/fusectl"
 )
 
 func newCtlCmd(stdio cli.Stdio) *cobra.Command {
@@ -33,7 +33,7 @@ Examples:
 			if len(args) == 1 {
 				mnt = args[0]
 			}
-			return ctl.Rescan(cmd.Context(), mnt)
+			return fusectl.RescanMount(cmd.Context(), mnt)
 		},
 	}
 }

@@ -31,16 +31,43 @@ func SocketPath(root string) string {
 	return filepath.Join(root, "run", "distri-fuse.sock")
 }
 
+// MountLink is the symlink in the root of a distri-fuse mount whose
+// target is the daemon's control socket, e.g. /ro/.ctl →
+// /run/distri-fuse.sock.
+const MountLink = ".ctl"
+
 // Rescan asks the daemon for root to rescan its store and waits for its
 // answer (at most 30 s). It returns nil when no daemon is listening.
 func Rescan(ctx context.Context, root string) error {
+	return rescan(ctx, SocketPath(root), "rescan")
+}
+
+// RescanMount is Rescan for the daemon serving mountpoint (e.g. /ro, or
+// /mnt/ro for an install into /mnt), found through the mount's
+// [MountLink]. When it returns nil, new packages are visible under
+// mountpoint and removed ones are gone. It returns nil at once when no
+// distri-fuse serves mountpoint.
+func RescanMount(ctx context.Context, mountpoint string) error {
+	sock, err := os.Readlink(filepath.Join(mountpoint, MountLink))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("rescan %s: find the control socket: %w", mountpoint, err)
+	}
+	return rescan(ctx, sock, "rescan "+mountpoint)
+}
+
+// rescan sends "rescan" to the daemon listening on sock; what names the
+// operation in errors.
+func rescan(ctx context.Context, sock, what string) error {
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", SocketPath(root))
+	conn, err := d.DialContext(ctx, "unix", sock)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
 			return nil
 		}
-		return fmt.Errorf("rescan: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer conn.Close()
 	deadline := time.Now().Add(30 * time.Second)
@@ -49,15 +76,14 @@ func Rescan(ctx context.Context, root string) error {
 	}
 	conn.SetDeadline(deadline)
 	if _, err := conn.Write([]byte("rescan\n")); err != nil {
-		return fmt.Errorf("rescan: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil {
-		return fmt.Errorf("rescan: no answer from %s: %w", SocketPath(root), err)
+		return fmt.Errorf("%s: no answer from %s: %w", what, sock, err)
 	}
-	line = strings.TrimSpace(line)
-	if line != "ok" {
-		return fmt.Errorf("rescan: %s", strings.TrimPrefix(line, "error: "))
+	if line = strings.TrimSpace(line); line != "ok" {
+		return fmt.Errorf("%s: %s", what, strings.TrimPrefix(line, "error: "))
 	}
 	return nil
 }

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"distri.dev/distri/lib/distritest"
-	"distri.dev/distri/lib/fusefs/ctl"
+	"distri.dev/distri/lib/fusectl"
 	"distri.dev/distri/lib/pb"
 )
 
@@ -260,7 +260,7 @@ func TestRescanWhileReading(t *testing.T) {
 			t.Fatalf("round %d: lstat %s before install = %v", round, newBin, err)
 		}
 		mkpkg(t, store, "new-amd64-1-1", map[string]string{"bin/new": "new", "out/share/new/doc": "doc"}, nil)
-		if err := ctl.Rescan(t.Context(), mnt); err != nil {
+		if err := fusectl.RescanMount(t.Context(), mnt); err != nil {
 			t.Fatal(err)
 		}
 		// Immediately visible: no sleep, no timeout to wait out.
@@ -271,7 +271,7 @@ func TestRescanWhileReading(t *testing.T) {
 			t.Fatalf("round %d: ls /ro lacks new-amd64-1-1 after install", round)
 		}
 		removePkg(t, store, "new-amd64-1-1")
-		if err := ctl.Rescan(t.Context(), mnt); err != nil {
+		if err := fusectl.RescanMount(t.Context(), mnt); err != nil {
 			t.Fatal(err)
 		}
 		for _, p := range []string{newBin, newDir, filepath.Join(mnt, "share/new")} {
@@ -573,10 +573,10 @@ func TestRuntimeUnion(t *testing.T) {
 }
 
 func TestCtlRescanNotMounted(t *testing.T) {
-	if err := ctl.Rescan(t.Context(), t.TempDir()); err != nil {
-		t.Errorf("ctl.Rescan of a directory nothing is mounted on = %v, want nil", err)
+	if err := fusectl.RescanMount(t.Context(), t.TempDir()); err != nil {
+		t.Errorf("fusectl.RescanMount of a directory nothing is mounted on = %v, want nil", err)
 	}
-	if err := ctl.Rescan(t.Context(), filepath.Join(t.TempDir(), "missing")); err != nil {
-		t.Errorf("ctl.Rescan of a missing directory = %v, want nil", err)
+	if err := fusectl.RescanMount(t.Context(), filepath.Join(t.TempDir(), "missing")); err != nil {
+		t.Errorf("fusectl.RescanMount of a missing directory = %v, want nil", err)
 	}
 }

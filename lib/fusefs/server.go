@@ -71,7 +71,7 @@ const (
 	rootIno         = 1
 	ctlIno          = 2
 	firstVirtualIno = 16
-	ctlName         = ".ctl"
+	ctlName         = fusectl.MountLink
 )
 
 // Server is a mounted /ro.
