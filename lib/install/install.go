@@ -83,6 +83,10 @@ type Options struct {
 	// Progress, if set, receives a one-line progress display (bytes,
 	// rate, packages done), redrawn with \r. Set it only for a terminal.
 	Progress io.Writer
+	// Init is the distri-init binary that initramfs archives for
+	// installed kernel packages start (see kernel.go). Empty means the
+	// root's /init.
+	Init string
 }
 
 // Installer installs into one root.
@@ -311,6 +315,9 @@ func (in *Installer) install(ctx context.Context, cat *catalog, fulls, records [
 	}
 	if err := lock.Unlock(); err != nil {
 		return nil, err
+	}
+	if err := in.bootKernels(ctx, missing); err != nil {
+		return missing, err
 	}
 	if len(missing) > 0 {
 		if err := fusectl.Rescan(ctx, in.opts.Root); err != nil {
