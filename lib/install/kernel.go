@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/google/renameio/v2"
+
 	"distri.dev/distri/lib/initramfs"
 	"distri.dev/distri/lib/squashfs"
 )
@@ -107,33 +109,19 @@ func (in *Installer) bootKernel(full, release string) error {
 }
 
 // copyFromImage copies the file at name in img to dst, atomically.
-func copyFromImage(img *squashfs.Reader, name, dst string) (err error) {
+func copyFromImage(img *squashfs.Reader, name, dst string) error {
 	f, err := img.FS().Open(name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-")
+	out, err := renameio.NewPendingFile(dst, renameio.WithTempDir(filepath.Dir(dst)), renameio.WithStaticPermissions(0o644))
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := io.Copy(tmp, f); err != nil {
+	defer out.Cleanup()
+	if _, err := io.Copy(out, f); err != nil {
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
+	return out.CloseAtomicallyReplace()
 }

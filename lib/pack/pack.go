@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/google/renameio/v2"
+
 	"distri.dev/distri/lib/exchange"
 	"distri.dev/distri/lib/pb"
 	"distri.dev/distri/lib/pkgname"
@@ -82,28 +84,14 @@ func Pack(opts Options) (string, error) {
 	return image, nil
 }
 
-func writeImage(image, dir string, opts squashfs.WriterOptions) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(image), "."+filepath.Base(image)+".tmp-*")
+func writeImage(image, dir string, opts squashfs.WriterOptions) error {
+	out, err := renameio.NewPendingFile(image, renameio.WithTempDir(filepath.Dir(image)), renameio.WithStaticPermissions(0o644))
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := squashfs.WriteDir(tmp, dir, opts); err != nil {
+	defer out.Cleanup()
+	if err := squashfs.WriteDir(out.File, dir, opts); err != nil {
 		return fmt.Errorf("write image of %s: %w", dir, err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), image)
+	return out.CloseAtomicallyReplace()
 }

@@ -36,6 +36,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
@@ -343,32 +344,12 @@ func (s *Store) SetInstalled(l *Lock, names []string) error {
 	return WriteFileAtomic(filepath.Join(s.dir, InstalledFile), []byte(b.String()), 0o644)
 }
 
-// WriteFileAtomic writes b to path through a synced temporary file in
-// the same folder that is renamed over path.
-func WriteFileAtomic(path string, b []byte, mode os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+// WriteFileAtomic writes b to path with exactly mode, through a synced
+// temporary file in the same folder that is renamed over path: readers
+// see the old or the new file, never a part of one.
+func WriteFileAtomic(path string, b []byte, mode os.FileMode) error {
+	err := renameio.WriteFile(path, b, mode, renameio.WithTempDir(filepath.Dir(path)), renameio.WithStaticPermissions(mode))
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
