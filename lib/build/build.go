@@ -301,24 +301,25 @@ func (b *Builder) Build(ctx context.Context, pkgDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	meta := &pb.Meta{
-		RuntimeDep:  closure,
-		SourcePkg:   new(r.Name),
-		Version:     new(r.GetVersion()),
-		InputDigest: new(digest),
-	}
-	metaFile := filepath.Join(tmp, "meta.textproto")
-	if err := pb.WriteMetaFile(metaFile, meta); err != nil {
-		return "", err
-	}
+	return b.packPackage(r, r.FullName(), dest, closure, digest, epoch)
+}
+
+// packPackage packs dir as the package full, built from r, into the
+// repository. epoch is the newest time stamp of the build's inputs: the
+// image's time, and that of directories and symlinks the build made, so
+// that building the same recipe twice gives the same bytes.
+func (b *Builder) packPackage(r *Recipe, full, dir string, runtimeDeps []string, digest string, epoch time.Time) (string, error) {
 	img, err := pack.Pack(pack.Options{
-		Name:     r.FullName(),
-		Dir:      dest,
-		OutDir:   filepath.Join(b.opts.RepoDir, "pkg"),
-		MetaFile: metaFile,
-		// Directories and symlinks made here get the archive's newest time
-		// stamp, so that building the same recipe twice gives the same bytes.
-		Image: squashfs.WriterOptions{SourceDateEpoch: epoch},
+		Name: full,
+		Dir:  dir,
+		Meta: &pb.Meta{
+			RuntimeDep:  runtimeDeps,
+			SourcePkg:   new(r.Name),
+			Version:     new(r.GetVersion()),
+			InputDigest: new(digest),
+		},
+		OutDir: filepath.Join(b.opts.RepoDir, "pkg"),
+		Image:  squashfs.WriterOptions{SourceDateEpoch: epoch},
 	})
 	if err != nil {
 		return "", fmt.Errorf("%s: pack: %w", r.File, err)

@@ -15,10 +15,8 @@ import (
 
 	"distri.dev/distri/lib/build/source"
 	"distri.dev/distri/lib/elfdeps"
-	"distri.dev/distri/lib/pack"
 	"distri.dev/distri/lib/pb"
 	"distri.dev/distri/lib/sandbox"
-	"distri.dev/distri/lib/squashfs"
 )
 
 // CBuilderDeps are the packages every cbuilder recipe builds with, in
@@ -409,27 +407,7 @@ func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe, digest string) 
 	if err != nil {
 		return "", err
 	}
-	meta := &pb.Meta{
-		RuntimeDep:  rdeps,
-		SourcePkg:   new(r.Name),
-		Version:     new(r.GetVersion()),
-		InputDigest: new(digest),
-	}
-	metaFile := filepath.Join(tmp, "meta.textproto")
-	if err := pb.WriteMetaFile(metaFile, meta); err != nil {
-		return "", err
-	}
-	img, err := pack.Pack(pack.Options{
-		Name:     full,
-		Dir:      pkgDir,
-		OutDir:   filepath.Join(b.opts.RepoDir, "pkg"),
-		MetaFile: metaFile,
-		Image:    squashfs.WriterOptions{SourceDateEpoch: epoch},
-	})
-	if err != nil {
-		return "", fmt.Errorf("%s: pack: %w", r.File, err)
-	}
-	return img, nil
+	return b.packPackage(r, full, pkgDir, rdeps, digest, epoch)
 }
 
 // binEntries makes bin/X → ../out/bin/X (and ../out/sbin/X) for every

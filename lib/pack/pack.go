@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/google/renameio/v2"
+	"google.golang.org/protobuf/proto"
 
 	"distri.dev/distri/lib/exchange"
 	"distri.dev/distri/lib/pb"
@@ -23,9 +24,11 @@ type Options struct {
 	// Dir is the tree that becomes the image's root (holding out/, bin/,
 	// lib/, etc/), e.g. /tmp/destdir.
 	Dir string
-	// MetaFile, if set, is a meta.textproto to use. Its version must
-	// match Name's. Empty means a meta with the version and source
-	// package taken from Name.
+	// Meta, if set, is the package's meta; else MetaFile, if set, is a
+	// meta.textproto to read it from. Its version must match Name's.
+	// Neither means a meta with the version and source package taken from
+	// Name. Pack fills in the version, source package and provides.
+	Meta     *pb.Meta
 	MetaFile string
 	// OutDir receives <Name>.squashfs and <Name>.meta.textproto.
 	OutDir string
@@ -51,14 +54,18 @@ func Pack(opts Options) (string, error) {
 	if !fi.IsDir() {
 		return "", fmt.Errorf("%s: not a directory", opts.Dir)
 	}
-	meta := &pb.Meta{}
-	if opts.MetaFile != "" {
+	meta, metaFrom := &pb.Meta{}, "meta"
+	switch {
+	case opts.Meta != nil:
+		meta = proto.CloneOf(opts.Meta)
+	case opts.MetaFile != "":
 		if meta, err = pb.ReadMetaFile(opts.MetaFile); err != nil {
 			return "", err
 		}
-		if v := meta.GetVersion(); v != "" && v != name.Version() {
-			return "", fmt.Errorf("%s: version %q does not match package %s (version %q)", opts.MetaFile, v, name, name.Version())
-		}
+		metaFrom = opts.MetaFile
+	}
+	if v := meta.GetVersion(); v != "" && v != name.Version() {
+		return "", fmt.Errorf("%s: version %q does not match package %s (version %q)", metaFrom, v, name, name.Version())
 	}
 	if meta.Version == nil {
 		meta.Version = new(name.Version())
