@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"math/rand/v2"
 	"os"
@@ -92,7 +94,10 @@ func readerLoop(filesList, stop, seed string) (int, error) {
 				return n, err
 			}
 			for _, e := range ents {
-				if _, err := os.Lstat(filepath.Join(filepath.Dir(f.got), e.Name())); err != nil {
+				// An entry of a package that a concurrent rescan removes
+				// may vanish between the listing and the lstat; the
+				// files this loop reads must not.
+				if _, err := os.Lstat(filepath.Join(filepath.Dir(f.got), e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 					return n, err
 				}
 			}
