@@ -278,21 +278,11 @@ func (b *Builder) Build(ctx context.Context, pkgDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	locs := append([]string{r.GetSource()}, r.GetMirror()...)
-	archive, err := b.opts.Fetcher.Fetch(ctx, r.File, r.Dir, r.GetHash(), locs)
-	if err != nil {
-		return "", err
-	}
-	tmp, err := os.MkdirTemp(b.opts.TempDir, "distri-build-"+r.Name+"-")
+	tmp, src, err := b.prepareSource(ctx, r)
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	src := filepath.Join(tmp, "src")
-	b.logf("%s: extracting %s", r.Name, r.GetSource())
-	if err := source.Prepare(archive, r.GetSource(), src, r.Dir, r.GetCherryPick(), r.GetExtraFile()); err != nil {
-		return "", fmt.Errorf("%s: %w", r.File, err)
-	}
 	dest := filepath.Join(tmp, "dest")
 	if err := ImportDebian(src, dest); err != nil {
 		return "", fmt.Errorf("%s: %w", r.File, err)
@@ -345,4 +335,26 @@ func newestFile(dir string) (time.Time, error) {
 		return nil
 	})
 	return newest, err
+}
+
+// prepareSource fetches r's source (trying its mirrors in order), checks
+// its sha256 and extracts it afresh, patched and with its extra files,
+// into src inside tmp, a new temporary directory the caller removes.
+func (b *Builder) prepareSource(ctx context.Context, r *Recipe) (tmp, src string, err error) {
+	locs := append([]string{r.GetSource()}, r.GetMirror()...)
+	archive, err := b.opts.Fetcher.Fetch(ctx, r.File, r.Dir, r.GetHash(), locs)
+	if err != nil {
+		return "", "", err
+	}
+	tmp, err = os.MkdirTemp(b.opts.TempDir, "distri-build-"+r.Name+"-")
+	if err != nil {
+		return "", "", err
+	}
+	src = filepath.Join(tmp, "src")
+	b.logf("%s: extracting %s", r.Name, r.GetSource())
+	if err := source.Prepare(archive, r.GetSource(), src, r.Dir, r.GetCherryPick(), r.GetExtraFile()); err != nil {
+		os.RemoveAll(tmp)
+		return "", "", fmt.Errorf("%s: %w", r.File, err)
+	}
+	return tmp, src, nil
 }

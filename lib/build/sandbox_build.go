@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 
-	"distri.dev/distri/lib/build/source"
 	"distri.dev/distri/lib/elfdeps"
 	"distri.dev/distri/lib/pb"
 	"distri.dev/distri/lib/sandbox"
@@ -256,21 +255,11 @@ func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe, digest string) 
 		}
 		images[dr.FullName()] = img
 	}
-	locs := append([]string{r.GetSource()}, r.GetMirror()...)
-	archive, err := b.opts.Fetcher.Fetch(ctx, r.File, r.Dir, r.GetHash(), locs)
-	if err != nil {
-		return "", err
-	}
-	tmp, err := os.MkdirTemp(b.opts.TempDir, "distri-build-"+r.Name+"-")
+	tmp, src, err := b.prepareSource(ctx, r)
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	src := filepath.Join(tmp, "src")
-	b.logf("%s: extracting %s", r.Name, r.GetSource())
-	if err := source.Prepare(archive, r.GetSource(), src, r.Dir, r.GetCherryPick(), r.GetExtraFile()); err != nil {
-		return "", fmt.Errorf("%s: %w", r.File, err)
-	}
 	ro, err := assembleRO(ctx, filepath.Join(tmp, "ro"), deps, images)
 	if err != nil {
 		return "", fmt.Errorf("%s: assembling /ro: %w", r.File, err)
