@@ -29,6 +29,7 @@ import (
 	"distri.dev/distri/lib/pack"
 	"distri.dev/distri/lib/pb"
 	"distri.dev/distri/lib/pkgname"
+	"distri.dev/distri/lib/recipe"
 	"distri.dev/distri/lib/squashfs"
 )
 
@@ -78,9 +79,10 @@ func (b *Builder) logf(format string, args ...any) {
 
 // Recipe is a parsed recipe and where it lives.
 type Recipe struct {
-	Name string // the package name: the recipe directory's base name
-	Dir  string // pkgs/<name>
-	File string // pkgs/<name>/build.textproto
+	Name string // the package name (see [recipe.Identify])
+	Dir  string // pkgs/<name> or pkgs/<name>/<upstream version>
+	File string // Dir/build.textproto
+	Root string // the recipe tree, pkgs
 	*pb.Build
 }
 
@@ -92,7 +94,8 @@ func ReadRecipe(pkgDir string) (*Recipe, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Recipe{Name: filepath.Base(dir), Dir: dir, File: f, Build: b}, nil
+	name, root := recipe.Identify(dir, b.GetVersion())
+	return &Recipe{Name: name, Dir: dir, File: f, Root: root, Build: b}, nil
 }
 
 // FullName is the recipe's package name, e.g. hello-amd64-2.10-3-1.
@@ -137,17 +140,17 @@ func depName(d string) string {
 	return pkg
 }
 
-// lookup reads the recipe of the package named by dep, next to r.
+// lookup reads the recipe of the package named by dep in r's recipe
+// tree ([recipe.Resolve]).
 func lookup(r *Recipe, dep string) (*Recipe, error) {
-	d := filepath.Join(filepath.Dir(r.Dir), depName(dep))
-	dr, err := ReadRecipe(d)
+	ref, err := recipe.Resolve(r.Root, dep)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%s: unknown dependency %q (no %s)", r.File, dep, filepath.Join(d, "build.textproto"))
+			return nil, fmt.Errorf("%s: unknown dependency %q (%v)", r.File, dep, err)
 		}
-		return nil, err
+		return nil, fmt.Errorf("%s: dependency %q: %w", r.File, dep, err)
 	}
-	return dr, nil
+	return ReadRecipe(ref.Dir)
 }
 
 // InputDigest returns the lowercase hex sha256 over every input of the
@@ -198,10 +201,7 @@ func inputDigest(r *Recipe, stack []string) (string, error) {
 		}
 		item("extra_file "+e, b)
 	}
-	deps := slices.Clone(r.GetDep())
-	if r.GetCbuilder() != nil {
-		deps = append(deps, CBuilderDeps...) // the builder's implicit deps
-	}
+	deps := append(slices.Clone(r.GetDep()), BuilderDeps(r.Build)...) // the builder's implicit deps too
 	slices.Sort(deps)
 	for _, d := range slices.Compact(deps) {
 		dr, err := lookup(r, d)
@@ -261,7 +261,7 @@ func (b *Builder) Build(ctx context.Context, pkgDir string) (string, error) {
 		return "", err
 	}
 	bn := r.BuilderName()
-	if bn != "debian-import" && bn != "cbuilder" {
+	if bn != "debian-import" && !slices.Contains(sandboxedBuilders, bn) {
 		return "", fmt.Errorf("%w: %s (builder %s)", ErrNeedsSandbox, r.File, bn)
 	}
 	if _, err := pkgname.Parse(r.FullName()); err != nil {
@@ -271,7 +271,7 @@ func (b *Builder) Build(ctx context.Context, pkgDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if bn == "cbuilder" {
+	if bn != "debian-import" {
 		return b.buildSandboxed(ctx, r, digest)
 	}
 	closure, err := RuntimeClosure(r)

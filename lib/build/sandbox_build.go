@@ -4,16 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
+	"time"
 
-	"distri.dev/distri/lib/elfdeps"
 	"distri.dev/distri/lib/pb"
 	"distri.dev/distri/lib/sandbox"
 )
@@ -38,6 +38,12 @@ var exchangeDirs = []struct{ ro, pkg string }{
 	{"libexec", "out/libexec"},
 }
 
+// binAliases are programs no package of the toolchain provides under
+// that name (Debian makes them with dash or alternatives), mapped to the
+// program that serves: the /ro/bin farm adds them, and #! lines naming
+// them resolve to the package of the program.
+var binAliases = map[string]string{"sh": "bash", "cc": "gcc-12", "gcc": "gcc-12", "awk": "gawk"}
+
 // sandboxLinks make the sandbox root look like an installed distri
 // system. Debian's toolchain looks for /usr/lib/gcc/x86_64-linux-gnu/12,
 // /usr/include/x86_64-linux-gnu and /usr/lib/x86_64-linux-gnu/crt1.o;
@@ -61,10 +67,7 @@ var sandboxLinks = map[string]string{
 // entries plus the builder's implicit deps) and their runtime closures,
 // sorted by name.
 func depSet(r *Recipe) ([]*Recipe, error) {
-	names := slices.Clone(r.GetDep())
-	if r.GetCbuilder() != nil {
-		names = append(names, CBuilderDeps...)
-	}
+	names := append(slices.Clone(r.GetDep()), BuilderDeps(r.Build)...)
 	seen := map[string]*Recipe{}
 	for _, n := range names {
 		dr, err := lookup(r, n)
@@ -222,7 +225,7 @@ func assembleRO(ctx context.Context, dir string, deps []*Recipe, images map[stri
 	}
 	// No package of the toolchain provides /bin/sh (Debian's comes from
 	// dash or an alternative); bash serves, and cc/gcc name gcc-12.
-	for name, target := range map[string]string{"sh": "bash", "cc": "gcc-12", "gcc": "gcc-12", "awk": "gawk"} {
+	for name, target := range binAliases {
 		at := filepath.Join(dir, "bin", name)
 		if _, err := os.Lstat(at); err == nil {
 			continue
@@ -237,7 +240,8 @@ func assembleRO(ctx context.Context, dir string, deps []*Recipe, images map[stri
 	return t, nil
 }
 
-// buildSandboxed builds a cbuilder recipe in the sandbox.
+// buildSandboxed builds a recipe with a builder or build_steps in the
+// sandbox (see builders.go for the steps).
 func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe, digest string) (_ string, err error) {
 	if os.Geteuid() != 0 {
 		return "", fmt.Errorf("%s: building in the sandbox needs root", r.File)
@@ -255,15 +259,19 @@ func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe, digest string) 
 		}
 		images[dr.FullName()] = img
 	}
+	start := time.Now()
 	tmp, src, err := b.prepareSource(ctx, r)
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
+	srcTook := time.Since(start)
+	start = time.Now()
 	ro, err := assembleRO(ctx, filepath.Join(tmp, "ro"), deps, images)
 	if err != nil {
 		return "", fmt.Errorf("%s: assembling /ro: %w", r.File, err)
 	}
+	roTook := time.Since(start)
 	defer func() {
 		if cerr := ro.close(); cerr != nil && err == nil {
 			err = cerr
@@ -287,9 +295,20 @@ func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe, digest string) 
 	}
 	defer logFile.Close()
 
-	prefix := "/ro/" + full + "/out"
-	srcAt := "/usr/src/" + full
-	env := []string{
+	paths := stepPaths{
+		full:      full,
+		prefix:    "/ro/" + full + "/out",
+		sourceDir: "/usr/src/" + full,
+		buildDir:  "/build",
+		destDir:   "/dest/tmp",
+		jobs:      runtime.NumCPU(),
+	}
+	prefix := paths.prefix
+	steps, err := buildSteps(r, paths, deps, b.opts.Check)
+	if err != nil {
+		return "", err
+	}
+	env := append([]string{
 		"PATH=/ro/bin:/bin",
 		"HOME=/build",
 		"TMPDIR=/tmp",
@@ -300,64 +319,30 @@ func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe, digest string) 
 		// and its libraries relative to that package; the farm under
 		// /usr/lib/gcc merges cpp-12, gcc-12 and libgcc-12-dev.
 		"GCC_EXEC_PREFIX=/usr/lib/gcc/",
-		"DISTRI_SOURCEDIR=" + srcAt,
-		"DISTRI_BUILDDIR=/build",
-		"DISTRI_DESTDIR=/dest",
-		"DISTRI_PREFIX=" + prefix,
-		"DISTRI_FULLNAME=" + full,
-		"DISTRI_JOBS=" + strconv.Itoa(runtime.NumCPU()),
+	}, paths.env(b.opts.Check)...)
+	// The lib/ farm as rpath and the exact glibc's loader (farm.go).
+	pin, err := pinFlags(full, ro)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", r.File, err)
 	}
-	cb := r.GetCbuilder()
-	if cb.GetAutoreconf() {
-		return "", fmt.Errorf("%s: cbuilder: autoreconf is not supported yet", r.File)
+	if pin != "" {
+		env = append(env, "LDFLAGS="+pin)
 	}
-	configure := "./configure --prefix=${DISTRI_PREFIX} --sysconfdir=/etc --disable-dependency-tracking"
-	for _, f := range cb.GetExtraConfigureFlag() {
-		configure += " " + shellQuote(f)
+	fmt.Fprintf(logFile, "### set-up: source %v, /ro %v (%d packages)\n",
+		srcTook.Round(time.Millisecond), roTook.Round(time.Millisecond), len(deps))
+	base := sandbox.Options{
+		RO:       ro.dir,
+		Source:   src,
+		SourceAt: paths.sourceDir,
+		BuildDir: buildDir,
+		Dest:     destDir,
+		Links:    sandboxLinks,
+		Env:      env,
+		Dir:      paths.buildDir,
+		Hostname: "distri-build",
 	}
-	if ld := cb.GetExtraLdflag(); len(ld) > 0 {
-		configure += " LDFLAGS=" + shellQuote(strings.Join(ld, " "))
-	}
-	makeFlags := ""
-	for _, f := range cb.GetExtraMakeFlag() {
-		makeFlags += " " + shellQuote(f)
-	}
-	steps := []struct{ name, script string }{
-		// Many autotools packages (hello 2.10 among them) do not build
-		// out of tree: their Makefiles write into subdirectories that only
-		// exist in the source tree. The source stays read-only; the build
-		// works on a copy in the build directory.
-		{"copy source", `cp -a ${DISTRI_SOURCEDIR}/. /build/`},
-		{"configure", configure},
-		{"make", "make -j${DISTRI_JOBS}" + makeFlags},
-	}
-	if b.opts.Check {
-		steps = append(steps, struct{ name, script string }{"make check", "make -j${DISTRI_JOBS} check" + makeFlags})
-	}
-	steps = append(steps, struct{ name, script string }{"make install", "make install DESTDIR=/dest/tmp" + makeFlags})
-	for _, s := range steps {
-		b.logf("%s: %s", r.Name, s.name)
-		fmt.Fprintf(logFile, "### %s: %s\n", s.name, s.script)
-		err := sandbox.Run(ctx, sandbox.Options{
-			RO:       ro.dir,
-			Source:   src,
-			SourceAt: srcAt,
-			BuildDir: buildDir,
-			Dest:     destDir,
-			Links:    sandboxLinks,
-			Env:      env,
-			Dir:      "/build",
-			Argv:     []string{"/bin/sh", "-c", s.script},
-			Stdout:   logFile,
-			Stderr:   logFile,
-			Hostname: "distri-build",
-		})
-		if err != nil {
-			if cl, rerr := os.ReadFile(filepath.Join(buildDir, "config.log")); rerr == nil {
-				fmt.Fprintf(logFile, "### config.log\n%s", cl)
-			}
-			return "", fmt.Errorf("%s: step %q failed: %w (log: %s)", r.File, s.name, err, logPath)
-		}
+	if _, err := b.runSteps(ctx, r, steps, base, logFile, logPath); err != nil {
+		return "", err
 	}
 
 	// Lay out the package: <dest>/tmp/ro/<full>/out → pkg/out, etc kept apart.
@@ -377,118 +362,173 @@ func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe, digest string) 
 			return "", err
 		}
 	}
-	if err := binEntries(pkgDir); err != nil {
-		return "", err
-	}
-	rdeps, err := elfRuntimeDeps(pkgDir, ro, r)
-	if err != nil {
-		return "", fmt.Errorf("%s: runtime deps: %w", r.File, err)
-	}
-	closure, err := RuntimeClosure(r)
-	if err != nil {
-		return "", err
-	}
-	rdeps = append(rdeps, closure...)
-	slices.Sort(rdeps)
-	rdeps = slices.Compact(rdeps)
-
 	epoch, err := newestFile(src)
 	if err != nil {
 		return "", err
 	}
-	return b.packPackage(r, full, pkgDir, rdeps, digest, epoch)
+	return b.packageOutputs(ctx, r, pkgDir, filepath.Join(tmp, "split"), ro, base, logFile, digest, epoch)
 }
 
-// binEntries makes bin/X → ../out/bin/X (and ../out/sbin/X) for every
-// program in out/bin and out/sbin.
-func binEntries(pkgDir string) error {
-	for _, dir := range []string{"bin", "sbin"} {
-		entries, err := os.ReadDir(filepath.Join(pkgDir, "out", dir))
-		if os.IsNotExist(err) {
+// packageOutputs turns the installed tree pkgDir into the package and its
+// split packages (split.go): for each, bin/ wrappers (wrap.go), the
+// runtime deps its files need (ELF DT_NEEDED and PT_INTERP, #!
+// interpreters, pkg-config Requires) plus the declared ones, with their
+// closures; the main package gets the lib/ farm (farm.go) its and its
+// splits' ELF files use as rpath. The splits are packed first, the main
+// package last, and its image path is returned.
+func (b *Builder) packageOutputs(ctx context.Context, r *Recipe, pkgDir, splitRoot string, ro *roTree, base sandbox.Options, log io.Writer, digest string, epoch time.Time) (string, error) {
+	outputs, err := splitPackages(r, pkgDir, splitRoot)
+	if err != nil {
+		return "", err
+	}
+	main := outputs[0]
+	res := newResolver(outputs, ro, func(dr *Recipe) string {
+		return strings.TrimSuffix(b.imagePath(dr), ".squashfs") + ".meta.textproto"
+	})
+	farm, per, err := res.libFarm(outputs)
+	if err != nil {
+		return "", fmt.Errorf("%s: runtime deps: %w", r.File, err)
+	}
+	if err := writeFarm(main.dir, farm); err != nil {
+		return "", fmt.Errorf("%s: lib/ farm: %w", r.File, err)
+	}
+	for _, o := range outputs {
+		n := per[o.full]
+		if err := res.scriptNeeds(o, n); err != nil {
+			return "", fmt.Errorf("%s: runtime deps: %w", r.File, err)
+		}
+		if err := res.pkgConfigNeeds(o, n); err != nil {
+			return "", fmt.Errorf("%s: runtime deps: %w", r.File, err)
+		}
+		for full := range o.links {
+			n.add(full)
+		}
+		if n.dynamic && o != main {
+			n.add(main.full) // its rpath is the main package's lib/ farm
+		}
+	}
+	closures, err := outputClosures(r, outputs, per, res)
+	if err != nil {
+		return "", fmt.Errorf("%s: runtime deps: %w", r.File, err)
+	}
+	var stub []byte
+	for _, o := range outputs {
+		if !hasPrograms(o.dir) {
 			continue
 		}
+		if stub == nil {
+			if stub, err = compileWrapperStub(ctx, base, log); err != nil {
+				return "", fmt.Errorf("%s: %w", r.File, err)
+			}
+		}
+		env, err := wrapperEnv(o, closures[o.full], res)
 		if err != nil {
-			return err
+			return "", err
 		}
-		if err := os.MkdirAll(filepath.Join(pkgDir, "bin"), 0o755); err != nil {
-			return err
+		if err := writeWrappers(o.dir, o.full, r, stub, env); err != nil {
+			return "", fmt.Errorf("%s: bin/ wrappers: %w", r.File, err)
 		}
-		for _, e := range entries {
-			if e.IsDir() {
+	}
+	for _, o := range append(outputs[1:], main) {
+		img, err := b.packPackage(r, o.full, o.dir, closures[o.full], digest, epoch)
+		if err != nil {
+			return "", err
+		}
+		if o != main {
+			b.logf("%s: split package %s", r.Name, img)
+		}
+	}
+	return b.imagePath(r), nil
+}
+
+// outputClosures returns each output's runtime closure: what its files
+// need and what it declares, with their closures, without itself.
+func outputClosures(r *Recipe, outputs []*output, per map[string]*needs, res *resolver) (map[string][]string, error) {
+	direct := map[string]map[string]bool{}
+	for _, o := range outputs {
+		set := map[string]bool{}
+		for full := range per[o.full].providers {
+			set[full] = true
+			p := res.byFull[full]
+			if p == nil {
 				continue
 			}
-			l := filepath.Join(pkgDir, "bin", e.Name())
-			if _, err := os.Lstat(l); err == nil {
+			c, err := res.closure(p)
+			if err != nil {
+				return nil, err
+			}
+			for _, d := range c {
+				set[d] = true
+			}
+		}
+		for _, d := range o.runtimeDep {
+			if own := ownOutput(outputs, depName(d)); own != nil {
+				set[own.full] = true
 				continue
 			}
-			if err := os.Symlink("../out/"+dir+"/"+e.Name(), l); err != nil {
-				return err
+			dr, err := lookup(r, d)
+			if err != nil {
+				return nil, err
 			}
+			c, err := RuntimeClosure(dr)
+			if err != nil {
+				return nil, err
+			}
+			set[dr.FullName()] = true
+			for _, x := range c {
+				set[x] = true
+			}
+		}
+		direct[o.full] = set
+	}
+	// Outputs depending on each other take over each other's closure,
+	// until nothing changes.
+	for changed := true; changed; {
+		changed = false
+		for _, o := range outputs {
+			for _, other := range outputs {
+				if other == o || !direct[o.full][other.full] {
+					continue
+				}
+				for d := range direct[other.full] {
+					if !direct[o.full][d] {
+						direct[o.full][d] = true
+						changed = true
+					}
+				}
+			}
+		}
+	}
+	out := map[string][]string{}
+	for _, o := range outputs {
+		delete(direct[o.full], o.full)
+		var l []string
+		for d := range direct[o.full] {
+			l = append(l, d)
+		}
+		slices.Sort(l)
+		out[o.full] = l
+	}
+	return out, nil
+}
+
+func ownOutput(outputs []*output, name string) *output {
+	for _, o := range outputs {
+		if o.name == name {
+			return o
 		}
 	}
 	return nil
 }
 
-// elfRuntimeDeps reads DT_NEEDED of every ELF file under pkgDir/out and
-// returns the full names of the dependencies (from ro) that provide those
-// libraries, plus their runtime closures.
-func elfRuntimeDeps(pkgDir string, ro *roTree, r *Recipe) ([]string, error) {
-	needed := map[string]bool{}
-	err := filepath.WalkDir(filepath.Join(pkgDir, "out"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
+// hasPrograms reports whether the tree has entries in out/bin or out/sbin.
+func hasPrograms(dir string) bool {
+	for _, d := range []string{"out/bin", "out/sbin"} {
+		if es, err := os.ReadDir(filepath.Join(dir, d)); err == nil && len(es) > 0 {
+			return true
 		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		magic := make([]byte, 4)
-		_, rerr := f.ReadAt(magic, 0)
-		f.Close()
-		if rerr != nil || string(magic) != "\x7fELF" {
-			return nil
-		}
-		deps, err := elfdeps.Read(p)
-		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		for _, n := range deps.Needed {
-			needed[n] = true
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	var out []string
-	for lib := range needed {
-		provider := ""
-		for i, full := range ro.fulls {
-			for _, d := range []string{"out/lib", "out/lib/x86_64-linux-gnu", "out/lib64"} {
-				if _, err := os.Lstat(filepath.Join(ro.dir, full, d, lib)); err == nil {
-					provider = ro.recipes[i].Name
-					break
-				}
-			}
-			if provider != "" {
-				break
-			}
-		}
-		if provider == "" {
-			return nil, fmt.Errorf("no dependency provides %s", lib)
-		}
-		pr, err := lookup(r, provider)
-		if err != nil {
-			return nil, err
-		}
-		closure, err := RuntimeClosure(pr)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, pr.FullName())
-		out = append(out, closure...)
-	}
-	return out, nil
+	return false
 }
 
 // siblingTarget follows the symlink chain at p within its package and
