@@ -141,7 +141,11 @@ func (lb *logBuilder) Build(ctx context.Context, recipeDir string) ([]string, st
 	if err := lb.setup(); err != nil {
 		return nil, "", err
 	}
-	logPath := filepath.Join(lb.dir, filepath.Base(filepath.Clean(recipeDir))+".log")
+	name := filepath.Base(filepath.Clean(recipeDir))
+	if r, err := build.ReadRecipe(recipeDir); err == nil && r.Name != name {
+		name = r.Name + "-" + name // one of several versions: pkgs/lua/5.3.6 → lua-5.3.6.log
+	}
+	logPath := filepath.Join(lb.dir, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, "", err

@@ -4,7 +4,7 @@
 // # Graph
 //
 // Every <pkgs>/<name>/build.textproto is a node. Its dep entries (and its
-// builder's implicit deps, see [build.CBuilderDeps]) and runtime_dep
+// builder's implicit deps, see [build.BuilderDeps]) and runtime_dep
 // entries are edges to the recipes they name. A name that is not a recipe
 // must already have a package in the repository. A cycle of build deps is
 // an error naming it ("dependency cycle: a → b → a"); cycles that need a
@@ -15,7 +15,14 @@
 //
 // A recipe is built when its input digest ([build.InputDigest], which
 // covers the build deps transitively) differs from the input_digest of the
-// newest meta file for that package in <repo>/pkg, or when there is none.
+// meta file of its full name in <repo>/pkg, or when there is none.
+//
+// # Several versions of one package
+//
+// A package may have several recipes, pkgs/<name>/<upstream>/ (see
+// [distri.dev/distri/lib/recipe.Identify]); each is a node of its own,
+// named <name>/<upstream> (lua/5.3.6). A dep entry naming the package
+// resolves to its newest revision, a full name to that version.
 //
 // # Decisions
 //
@@ -141,7 +148,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: input digest: %w", recipes[n].dir, err)
 		}
-		if m, ok := newest[n]; ok && m.digest() == d {
+		if m := (meta{file: filepath.Join(opts.RepoDir, "pkg", recipes[n].full+".meta.textproto")}); m.digest() == d {
 			continue
 		}
 		stale[n] = true

@@ -396,3 +396,45 @@ func TestDryRun(t *testing.T) {
 		t.Errorf("dry run built %v, wrote %v; want nothing", fb.order, res.Paths)
 	}
 }
+
+// TestVersions: two recipes of one package (pkgs/lua/<upstream>/) are
+// two nodes; a full name pins one, and each is stale on its own.
+func TestVersions(t *testing.T) {
+	pkgs, repo := writeRecipes(t, map[string]string{
+		"app":  deps("dep", "lua-amd64-5.3.6-1"),
+		"app2": deps("dep", "lua-amd64-5.4.4-1"),
+	})
+	for _, v := range []string{"5.3.6", "5.4.4"} {
+		d := filepath.Join(pkgs, "lua", v)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		content := "source: \"empty://\"\nversion: \"" + v + "-1\"\nbuild_step: { argv: \"true\" }\n"
+		if err := os.WriteFile(filepath.Join(d, "build.textproto"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := build.InputDigest(filepath.Join(pkgs, "lua", "5.4.4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeMeta(t, repo, "lua-amd64-5.4.4-1", d)
+	res, err := Run(t.Context(), Options{PkgsDir: pkgs, RepoDir: repo, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"lua/5.3.6", "app", "app2"}, res.Stale); diff != "" {
+		t.Errorf("Stale mismatch (-want +got):\n%s", diff)
+	}
+
+	// An unqualified dep on a package with two recipes of the same
+	// revision is ambiguous.
+	pkgs2, repo2 := writeRecipes(t, map[string]string{"app": deps("dep", "lua")})
+	if err := os.Rename(filepath.Join(pkgs, "lua"), filepath.Join(pkgs2, "lua")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(t.Context(), Options{PkgsDir: pkgs2, RepoDir: repo2, DryRun: true})
+	if err == nil || !strings.Contains(err.Error(), `"lua" is ambiguous`) || !strings.Contains(err.Error(), filepath.Join(pkgs2, "app", "build.textproto")) {
+		t.Errorf("Run with an ambiguous dep: %v, want the recipe and the ambiguity named", err)
+	}
+}

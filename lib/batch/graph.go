@@ -1,9 +1,7 @@
 package batch
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,106 +9,92 @@ import (
 	"distri.dev/distri/lib/build"
 	"distri.dev/distri/lib/pb"
 	"distri.dev/distri/lib/pkgname"
+	recipeidx "distri.dev/distri/lib/recipe"
 )
 
-// recipe is one pkgs/<name>/build.textproto and its edges to other
-// recipes in the same directory.
+// recipe is one recipe of the tree (pkgs/<name>/build.textproto or
+// pkgs/<name>/<upstream>/build.textproto) and its edges to other recipes
+// of the tree. Recipes are named by their [recipe.Ref.ID]: the package
+// name, or <name>/<upstream> for one of several versions (lua/5.3.6).
 type recipe struct {
-	name    string   // e.g. hello
+	name    string   // e.g. hello, lua/5.3.6
 	dir     string   // e.g. pkgs/hello
+	full    string   // e.g. hello-amd64-2.10-1
 	deps    []string // build deps within PKGSDIR (dep and the builder's), sorted
 	runtime []string // runtime deps within PKGSDIR, sorted
 }
 
-// readRecipes reads every <pkgsDir>/<name>/build.textproto, sorted by name.
-func readRecipes(pkgsDir string) (map[string]*pb.Build, []string, error) {
-	ents, err := os.ReadDir(pkgsDir)
+// readRecipes reads every recipe of the tree at pkgsDir, sorted by ID.
+func readRecipes(pkgsDir string) (map[string]*pb.Build, map[string]*recipe, []string, recipeidx.Index, error) {
+	refs, err := recipeidx.All(pkgsDir)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	builds := make(map[string]*pb.Build)
+	recipes := make(map[string]*recipe)
 	var names []string
-	for _, e := range ents {
-		if !e.IsDir() {
-			continue
-		}
-		f := filepath.Join(pkgsDir, e.Name(), "build.textproto")
-		b, err := pb.ReadBuildFile(f)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
+	for _, ref := range refs {
+		b, err := pb.ReadBuildFile(ref.File())
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, nil, err
 		}
-		builds[e.Name()] = b
-		names = append(names, e.Name())
+		id := ref.ID(pkgsDir)
+		builds[id] = b
+		recipes[id] = &recipe{name: id, dir: ref.Dir, full: ref.FullName(build.Arch)}
+		names = append(names, id)
 	}
 	slices.Sort(names)
-	return builds, names, nil
-}
-
-// resolve returns the package a dep or runtime_dep entry names (pkg,
-// pkg-arch or a full name), preferring a recipe of that exact name, as
-// [pkgname.SplitArch] advises.
-func resolve(d string, known func(string) bool) string {
-	if known(d) {
-		return d
-	}
-	if n, err := pkgname.Parse(d); err == nil {
-		return n.Pkg
-	}
-	pkg, _ := pkgname.SplitArch(d)
-	return pkg
+	return builds, recipes, names, recipeidx.NewIndex(refs), nil
 }
 
 // buildDeps returns a recipe's build deps as written: dep plus the
 // builder's implicit deps.
 func buildDeps(b *pb.Build) []string {
-	deps := slices.Clone(b.GetDep())
-	if b.GetCbuilder() != nil {
-		deps = append(deps, build.CBuilderDeps...)
-	}
-	return deps
+	return append(slices.Clone(b.GetDep()), build.BuilderDeps(b)...)
 }
 
 // graph reads the recipes in pkgsDir and links them. A dep that is not a
 // recipe must have a package in the repository (inRepo).
 func graph(pkgsDir string, inRepo func(string) bool) (map[string]*recipe, []string, error) {
-	builds, names, err := readRecipes(pkgsDir)
+	builds, recipes, names, idx, err := readRecipes(pkgsDir)
 	if err != nil {
 		return nil, nil, err
 	}
-	known := func(n string) bool { _, ok := builds[n]; return ok }
-	link := func(name string, entries []string) ([]string, error) {
+	link := func(r *recipe, entries []string) ([]string, error) {
 		var out []string
 		for _, d := range entries {
-			n := resolve(d, known)
-			if n == name {
-				continue // self edges say nothing about the order
+			ref, ok, err := idx.Resolve(d)
+			if err != nil {
+				return nil, fmt.Errorf("%s: dependency %q: %w", filepath.Join(r.dir, "build.textproto"), d, err)
 			}
-			if !known(n) {
-				if inRepo(n) {
+			if !ok {
+				pkg, _ := pkgname.SplitArch(d)
+				if n, err := pkgname.Parse(d); err == nil {
+					pkg = n.Pkg
+				}
+				if inRepo(pkg) {
 					continue
 				}
 				return nil, fmt.Errorf("%s: dependency %q is neither in %s nor in the repository",
-					filepath.Join(pkgsDir, name, "build.textproto"), d, pkgsDir)
+					filepath.Join(r.dir, "build.textproto"), d, pkgsDir)
+			}
+			n := ref.ID(pkgsDir)
+			if n == r.name {
+				continue // self edges say nothing about the order
 			}
 			out = append(out, n)
 		}
 		slices.Sort(out)
 		return slices.Compact(out), nil
 	}
-	recipes := make(map[string]*recipe, len(names))
 	for _, name := range names {
-		b := builds[name]
-		r := &recipe{name: name, dir: filepath.Join(pkgsDir, name)}
-		if r.deps, err = link(name, buildDeps(b)); err != nil {
+		b, r := builds[name], recipes[name]
+		if r.deps, err = link(r, buildDeps(b)); err != nil {
 			return nil, nil, err
 		}
-		if r.runtime, err = link(name, b.GetRuntimeDep()); err != nil {
+		if r.runtime, err = link(r, b.GetRuntimeDep()); err != nil {
 			return nil, nil, err
 		}
-		recipes[name] = r
 	}
 	if err := buildCycle(recipes, names); err != nil {
 		return nil, nil, err

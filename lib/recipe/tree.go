@@ -108,28 +108,44 @@ func Versions(root, name string) ([]Ref, error) {
 // (lua-amd64-5.3.6-1). A name that is not in root gives an error wrapping
 // os.ErrNotExist.
 func Resolve(root, dep string) (Ref, error) {
-	name, version := dep, ""
-	if n, err := pkgname.Parse(dep); err == nil {
-		name, version = n.Pkg, n.Version()
-	} else if _, err := os.Stat(filepath.Join(root, dep)); err != nil {
-		name, _ = pkgname.SplitArch(dep) // gcc-i686 may be a package of its own
-	}
+	name, version := splitDep(dep, func(n string) bool {
+		_, err := os.Stat(filepath.Join(root, n))
+		return err == nil
+	})
 	refs, err := Versions(root, name)
 	if err != nil {
 		return Ref{}, err
 	}
+	return pick(dep, version, refs)
+}
+
+// splitDep returns the package and, for a full name, the version a dep
+// entry names. A trailing architecture is ambiguous (gcc-i686): a package
+// of that exact name (exists) wins.
+func splitDep(dep string, exists func(string) bool) (name, version string) {
+	if n, err := pkgname.Parse(dep); err == nil {
+		return n.Pkg, n.Version()
+	}
+	if exists(dep) {
+		return dep, ""
+	}
+	name, _ = pkgname.SplitArch(dep)
+	return name, ""
+}
+
+// pick chooses from refs (one package, oldest revision first) the recipe
+// of version, or the newest revision when version is "".
+func pick(dep, version string, refs []Ref) (Ref, error) {
 	if version != "" {
+		var have []string
 		for _, r := range refs {
 			if r.Version == version {
 				return r, nil
 			}
-		}
-		var have []string
-		for _, r := range refs {
 			have = append(have, r.Version)
 		}
-		return Ref{}, fmt.Errorf("%s: no recipe of version %s (have %s): %w",
-			filepath.Join(root, name), version, strings.Join(have, ", "), os.ErrNotExist)
+		return Ref{}, fmt.Errorf("no recipe of %s has version %s (have %s): %w",
+			refs[0].Name, version, strings.Join(have, ", "), os.ErrNotExist)
 	}
 	newest := refs[len(refs)-1]
 	if len(refs) > 1 {
@@ -141,6 +157,40 @@ func Resolve(root, dep string) (Ref, error) {
 		}
 	}
 	return newest, nil
+}
+
+// Index resolves dep entries against a tree read once ([All]).
+type Index map[string][]Ref // package name → its recipes, oldest revision first
+
+// NewIndex indexes refs (as [All] returns them).
+func NewIndex(refs []Ref) Index {
+	idx := make(Index)
+	for _, r := range refs {
+		idx[r.Name] = append(idx[r.Name], r)
+	}
+	return idx
+}
+
+// Resolve is [Resolve] within the index: ok is false when the package
+// has no recipe.
+func (idx Index) Resolve(dep string) (ref Ref, ok bool, err error) {
+	name, version := splitDep(dep, func(n string) bool { return idx[n] != nil })
+	refs := idx[name]
+	if refs == nil {
+		return Ref{}, false, nil
+	}
+	ref, err = pick(dep, version, refs)
+	return ref, true, err
+}
+
+// ID names a recipe within its tree: the package name, or
+// <name>/<upstream version> for one of several versions.
+func (r Ref) ID(root string) string {
+	rel, err := filepath.Rel(root, r.Dir)
+	if err != nil {
+		return r.Name
+	}
+	return filepath.ToSlash(rel)
 }
 
 // All returns every recipe of the tree at root, sorted by name, then

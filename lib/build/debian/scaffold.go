@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"distri.dev/distri/lib/recipe"
 )
 
 // Package is what apt knows about one version of a binary package.
@@ -140,8 +142,8 @@ func Scaffold(ctx context.Context, name string, opts ScaffoldOptions) ([]string,
 			continue
 		}
 		seen[n] = true
-		if _, err := os.Stat(filepath.Join(opts.PkgsDir, n, "build.textproto")); err == nil {
-			continue
+		if _, err := recipe.Versions(opts.PkgsDir, n); err == nil {
+			continue // a recipe of n, or several versions of it (pkgs/n/<version>/)
 		}
 		p, err := show(ctx, apt, n)
 		if err != nil {
