@@ -26,13 +26,13 @@ func writeTree(t *testing.T, files map[string]string) string {
 
 func TestTree(t *testing.T) {
 	root := writeTree(t, map[string]string{
-		"hello":       "2.10-1",
-		"lua/5.3.6":   "5.3.6-1",
-		"lua/5.4.4":   "5.4.4-1",
-		"gcc/12.2.0":  "12.2.0-3",
-		"gcc/13.1.0":  "13.1.0-4",
-		"gcc-i686":    "12.2.0-1",
-		"odd/5.0":     "5.1-1", // not a version directory
+		"hello":      "2.10-1",
+		"lua/5.3.6":  "5.3.6-1",
+		"lua/5.4.4":  "5.4.4-1",
+		"gcc/12.2.0": "12.2.0-3",
+		"gcc/13.1.0": "13.1.0-4",
+		"gcc-i686":   "12.2.0-1",
+		"odd/5.0":    "5.1-1", // not a version directory
 	})
 	if name, r := Identify(filepath.Join(root, "lua", "5.3.6"), "5.3.6-1"); name != "lua" || r != root {
 		t.Errorf("Identify(lua/5.3.6) = %q, %q; want lua, %s", name, r, root)
