@@ -28,7 +28,7 @@ type serveOptions struct {
 func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.store, "store", "/roimg", "package store to serve")
 	fs.IntVar(&o.readinessFd, "readiness-fd", -1, "file descriptor to write the mount point to and close once the mount is ready")
-	fs.BoolVar(&o.passthrough, "passthrough", true, "let the kernel read files directly (FUSE passthrough) where it can; false: the daemon answers every read")
+	fs.BoolVar(&o.passthrough, "passthrough", false, "open every file through the daemon and let the kernel read large ones directly (FUSE passthrough) where it can; default: the kernel opens files itself and keeps what the daemon read in the page cache")
 	fs.BoolVar(&o.allowOther, "allow-other", true, "let every user, not only the daemon's, use the mount")
 	fs.StringVar(&o.ctlSocket, "ctl-socket", "", "control socket (default: ROOT/run/distri-fuse.sock for a store ROOT/roimg, else under /run/distri-fuse/)")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log images opened and closed and rescans to stderr")
@@ -41,14 +41,14 @@ func runServe(ctx context.Context, opts serveOptions, mountpoint string, stdio c
 		ctlSocket = fusefs.DefaultCtlSocket(opts.store, mountpoint)
 	}
 	srv, err := fusefs.Mount(ctx, fusefs.Options{
-		Store:              opts.store,
-		Mountpoint:         mountpoint,
-		DisablePassthrough: !opts.passthrough,
-		AllowOther:         opts.allowOther,
-		CtlSocket:          ctlSocket,
-		Log:                log.New(stdio.Err, "distri-fuse: ", 0),
-		Verbose:            opts.verbose,
-		DebugFUSE:          opts.debugFUSE,
+		Store:       opts.store,
+		Mountpoint:  mountpoint,
+		Passthrough: opts.passthrough,
+		AllowOther:  opts.allowOther,
+		CtlSocket:   ctlSocket,
+		Log:         log.New(stdio.Err, "distri-fuse: ", 0),
+		Verbose:     opts.verbose,
+		DebugFUSE:   opts.debugFUSE,
 	})
 	if err != nil {
 		return err

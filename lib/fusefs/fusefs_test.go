@@ -19,14 +19,15 @@ import (
 	"distri.dev/distri/lib/pb"
 )
 
-// Both ways of reading files: passthrough (where the kernel offers it)
-// and through the daemon.
+// Both ways of reading files: opened by the kernel alone, read through
+// the daemon and the page cache (the default), and opened by the daemon,
+// with passthrough where the kernel offers it.
 var readModes = []struct {
 	name string
 	opts []mountOpt
 }{
-	{name: "passthrough"},
-	{name: "daemon reads", opts: []mountOpt{fallbackReads}},
+	{name: "page cache"},
+	{name: "passthrough", opts: []mountOpt{passthroughReads}},
 }
 
 func TestRevisions(t *testing.T) {
@@ -328,7 +329,7 @@ func TestOpenFileOfRemovedPackage(t *testing.T) {
 				t.Fatal(err)
 			}
 			img := srv.tree.Load().pkgs["gone-amd64-1-1"]
-			if mode.opts == nil {
+			if mode.opts != nil {
 				// Where the kernel offers passthrough, a large file uses
 				// it: the image is mounted by the kernel.
 				offered := srv.fuse.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0

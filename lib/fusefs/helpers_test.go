@@ -224,7 +224,7 @@ func removePkg(t testing.TB, store, full string) {
 
 type mountOpt func(*Options)
 
-func fallbackReads(o *Options) { o.DisablePassthrough = true }
+func passthroughReads(o *Options) { o.Passthrough = true }
 
 // mountStore mounts store on a new temporary directory and returns the
 // server, the mount point and the daemon's log. The mount is unmounted in

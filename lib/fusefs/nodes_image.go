@@ -29,6 +29,9 @@ type imageNode struct {
 	// passthrough, and what runtime unions are keyed by.
 	path string
 	size int64 // of a regular file
+	// pin: OnAdd holds the image open until OnForget (package roots
+	// and the top entries of runtime union plugins); pinned: it does.
+	pin, pinned bool
 }
 
 var (
@@ -37,6 +40,10 @@ var (
 	_ fs.NodeGetattrer      = (*imageNode)(nil)
 	_ fs.NodeReadlinker     = (*imageNode)(nil)
 	_ fs.NodeOpener         = (*imageNode)(nil)
+	_ fs.NodeReader         = (*imageNode)(nil)
+	_ fs.NodeFlusher        = (*imageNode)(nil)
+	_ fs.NodeOnAdder        = (*imageNode)(nil)
+	_ fs.NodeOnForgetter    = (*imageNode)(nil)
 	_ fs.NodeGetxattrer     = (*imageNode)(nil)
 	_ fs.NodeListxattrer    = (*imageNode)(nil)
 	_ fs.NodeStatfser       = (*imageNode)(nil)
@@ -44,7 +51,7 @@ var (
 
 // newPkgRoot returns the node of /ro/<full>, opening the image.
 func newPkgRoot(ctx context.Context, parent *fs.Inode, img *image, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	n := &imageNode{img: img, root: true}
+	n := &imageNode{img: img, root: true, pin: true}
 	if errno := n.getattr(&out.Attr); errno != 0 {
 		return nil, errno
 	}
@@ -130,7 +137,7 @@ func (n *imageNode) child(ctx context.Context, img *image, r *squashfs.Reader, s
 		return nil, img.fail("stat /"+p, err)
 	}
 	imageAttr(&out.Attr, img, st)
-	ch := &imageNode{img: img, sq: sq, path: p, size: st.Size}
+	ch := &imageNode{img: img, sq: sq, path: p, size: st.Size, pin: img != n.img}
 	return n.NewInode(ctx, ch, fs.StableAttr{Mode: typeBits(st.Mode), Ino: img.ino(st.Ino)}), 0
 }
 
@@ -241,12 +248,21 @@ func (n *imageNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Err
 // time, through the loop device) and the backing file's registration.
 const passthroughMinSize = 128 << 10
 
-// Open opens a regular file. With passthrough, the kernel reads the file
-// from its own mount of the image and the daemon sees no reads at all;
-// otherwise the daemon answers reads from the image with lib/squashfs.
-// Either way the open file holds the image open, so it keeps working
-// after its package is removed.
+// Open opens a regular file, if the daemon is asked at all. By default
+// it is not: the first Open answers ENOSYS, and from then on the kernel
+// opens files without a round trip to the daemon (FUSE no-open support),
+// reads go to [imageNode.Read], and the page cache is kept across opens
+// (the kernel's default for no-open).
+//
+// With passthrough, the kernel reads a large file from its own mount of
+// the image and the daemon sees no reads at all; a small one is read by
+// the daemon and kept in the page cache. Either way the open file holds
+// the image open, so it keeps working after its package is removed.
 func (n *imageNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	srv := n.srv()
+	if srv.openMode(); !srv.openFiles {
+		return nil, 0, syscall.ENOSYS
+	}
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		return nil, 0, syscall.EROFS
 	}
@@ -254,7 +270,7 @@ func (n *imageNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint
 	if errno != 0 {
 		return nil, 0, errno
 	}
-	if n.size >= passthroughMinSize && n.srv().passthrough.Load() {
+	if n.size >= passthroughMinSize && srv.passthrough {
 		if fd, ok := n.img.kernelFile(n.path); ok {
 			return &kernelFile{img: n.img, fd: fd}, fuse.FOPEN_NOFLUSH, 0
 		}
@@ -262,6 +278,55 @@ func (n *imageNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint
 	// NOFLUSH: nothing to do at close(2), so the kernel need not wait
 	// for us there.
 	return &readerFile{img: n.img, r: r, sq: n.inode(r), path: n.path}, fuse.FOPEN_KEEP_CACHE | fuse.FOPEN_NOFLUSH, 0
+}
+
+// Read answers a read of a file opened without an OPEN request (f is
+// nil), or passes it to the open file.
+func (n *imageNode) Read(ctx context.Context, f fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	if fr, ok := f.(fs.FileReader); ok {
+		return fr.Read(ctx, dest, off)
+	}
+	r, errno := n.img.acquire()
+	if errno != 0 {
+		return nil, errno
+	}
+	defer n.img.release()
+	m, err := r.ReadAt(n.inode(r), dest, off)
+	if err != nil && err != io.EOF {
+		return nil, n.img.fail("read /"+n.path, err)
+	}
+	return fuse.ReadResultData(dest[:m]), 0
+}
+
+// Flush answers ENOSYS, once: a read-only file has nothing to flush, and
+// the kernel stops sending FLUSH at every close(2) of a file opened
+// without an OPEN request (opened files say FOPEN_NOFLUSH instead).
+func (n *imageNode) Flush(ctx context.Context, f fs.FileHandle) syscall.Errno {
+	return syscall.ENOSYS
+}
+
+// OnAdd pins the image of a package root or of a runtime union plugin's
+// entry for as long as the kernel knows the node. Without OPEN requests
+// the daemon does not see which files are open, but the kernel knows
+// the node of an open file, and so every directory above it up to the
+// package root: while it does, the image stays open, also after its
+// package left the store. When the package is removed, rescan
+// invalidates every node of it the kernel knows, so it forgets them as
+// soon as nothing uses them any more (see [Server.forgetImage]).
+func (n *imageNode) OnAdd(ctx context.Context) {
+	if n.pin {
+		if _, errno := n.img.acquire(); errno == 0 {
+			n.pinned = true
+		}
+	}
+}
+
+// OnForget releases what OnAdd pinned.
+func (n *imageNode) OnForget() {
+	if n.pinned {
+		n.pinned = false
+		n.img.release()
+	}
 }
 
 // kernelFile is an open file backed by the kernel's mount of the image.

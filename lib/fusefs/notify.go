@@ -78,6 +78,9 @@ func (s *Server) notify(old, nt *tree) {
 			}
 			slices.Sort(names)
 			for _, name := range slices.Compact(names) {
+				if ch := n.GetChild(name); ch != nil {
+					s.invalidateBelow(ch)
+				}
 				s.notifyEntry(n, name)
 			}
 			n.NotifyContent(0, 0)
@@ -116,6 +119,22 @@ func (s *Server) notifyEntry(parent *gofs.Inode, name string) {
 	}
 	if errno != 0 && errno != syscall.ENOENT {
 		s.debugf("invalidate %q: %v", name, errno)
+	}
+}
+
+// invalidateBelow invalidates every entry the kernel knows below n,
+// deepest first. An invalidated entry is dropped from the kernel's cache
+// at once if unused, else when its last user (an open file, a working
+// directory) is done with it; then the kernel forgets the node and the
+// pin on its image goes (imageNode.OnForget). Without this, the entries
+// below a removed package would stay cached, unreachable, until memory
+// pressure, and keep its image open.
+func (s *Server) invalidateBelow(n *gofs.Inode) {
+	for name, ch := range n.Children() {
+		s.invalidateBelow(ch)
+		if errno := n.NotifyEntry(name); errno != 0 && errno != syscall.ENOENT {
+			s.debugf("invalidate %q: %v", name, errno)
+		}
 	}
 }
 

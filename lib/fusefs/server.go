@@ -32,12 +32,15 @@ type Options struct {
 	// Mountpoint is where /ro is mounted, e.g. /ro. It must exist.
 	Mountpoint string
 
-	// DisablePassthrough makes the daemon answer every read itself
-	// (through lib/squashfs) instead of handing files to the kernel with
-	// FUSE passthrough. Passthrough is used only where the kernel offers
-	// it and the daemon runs as root; this forces the fallback, e.g. to
-	// test it.
-	DisablePassthrough bool
+	// Passthrough makes the daemon open files (FUSE OPEN) and hand the
+	// kernel a backing file for each one of 128 KiB or more (FUSE
+	// passthrough), where the kernel offers passthrough and the daemon
+	// runs as root. By default (false), and where passthrough is not
+	// offered, the kernel opens files without asking the daemon (FUSE's
+	// no-open support), reads each page of a file from the daemon once and
+	// keeps it in the page cache. See the package documentation for why
+	// that is the default.
+	Passthrough bool
 
 	// AllowOther lets users other than the daemon's use the mount
 	// (mount option allow_other). A system's /ro needs it.
@@ -90,7 +93,11 @@ type Server struct {
 	metas    map[string]*metaInfo // guarded by rescanMu
 	vinos    map[string]uint64    // inode numbers of the current tree's virtual nodes; guarded by rescanMu
 
-	passthrough atomic.Bool // set once the kernel said what it offers
+	// How files are opened, decided once from what the kernel offers
+	// (see [Server.openMode]).
+	modeOnce    sync.Once
+	passthrough bool // files of passthroughMinSize or more are passed through
+	openFiles   bool // OPEN is answered; false: ENOSYS, the kernel opens files itself
 
 	ctlStop context.CancelFunc
 	ctlDone chan struct{}
@@ -162,14 +169,19 @@ func Mount(ctx context.Context, opts Options) (*Server, error) {
 		Logger:          s.log,
 	}
 	s.root = &rootNode{srv: s}
-	server, err := fs.Mount(opts.Mountpoint, s.root, fsopts)
+	// fs.Mount, but with s.fuse set before the first request: Open asks
+	// it what the kernel offers.
+	server, err := fuse.NewServer(fs.NewNodeFS(s.root, fsopts), opts.Mountpoint, &fsopts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", opts.Mountpoint, err)
 	}
 	s.fuse = server
-	s.passthrough.Store(!opts.DisablePassthrough && os.Geteuid() == 0 &&
-		server.KernelSettings().Flags64()&fuse.CAP_PASSTHROUGH != 0)
-	s.debugf("mounted %s on %s (passthrough: %v)", opts.Store, opts.Mountpoint, s.passthrough.Load())
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		return nil, fmt.Errorf("mount %s: %w", opts.Mountpoint, err)
+	}
+	s.openMode()
+	s.debugf("mounted %s on %s (passthrough: %v, open requests: %v)", opts.Store, opts.Mountpoint, s.passthrough, s.openFiles)
 
 	if opts.CtlSocket != "" {
 		if err := s.listenCtl(); err != nil {
@@ -180,9 +192,23 @@ func Mount(ctx context.Context, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Passthrough reports whether file reads are passed through to the
-// kernel (FUSE passthrough) rather than answered by the daemon.
-func (s *Server) Passthrough() bool { return s.passthrough.Load() }
+// Passthrough reports whether reads of large files are passed through to
+// the kernel (FUSE passthrough) rather than answered by the daemon.
+func (s *Server) Passthrough() bool { s.openMode(); return s.passthrough }
+
+// openMode decides, once, how files are opened: with passthrough where
+// asked for, offered by the kernel and the daemon is root; else without
+// OPEN requests where the kernel supports that (every kernel since 3.x
+// with FUSE 7.23, but check), else with OPEN and daemon reads. The kernel
+// sends no OPEN before the INIT handshake is done, so the first Open may
+// decide.
+func (s *Server) openMode() {
+	s.modeOnce.Do(func() {
+		kernel := s.fuse.KernelSettings().Flags64()
+		s.passthrough = s.opts.Passthrough && os.Geteuid() == 0 && kernel&fuse.CAP_PASSTHROUGH != 0
+		s.openFiles = s.passthrough || kernel&fuse.CAP_NO_OPEN_SUPPORT == 0
+	})
+}
 
 // Mountpoint returns the absolute mount point.
 func (s *Server) Mountpoint() string { return s.opts.Mountpoint }
@@ -254,6 +280,15 @@ func (s *Server) rescan(ctx context.Context) error {
 		}
 	}
 	if s.root != nil {
+		// What the kernel knows below removed packages first: the
+		// images stay open until it has forgotten those nodes.
+		for full, img := range old.pkgs {
+			if nt.pkgs[full] != img {
+				if n := s.root.GetChild(full); n != nil {
+					s.invalidateBelow(n)
+				}
+			}
+		}
 		s.notify(old, nt)
 	}
 	// Images that left the store close now, or when their last open
