@@ -138,3 +138,40 @@ func ParseShebang(r io.Reader) (*Deps, error) {
 	}
 	return &Deps{Interp: interp, InterpArg: strings.TrimSpace(arg), Script: true}, nil
 }
+
+// PkgConfigRequires returns the modules a pkg-config file requires: the
+// module names of its Requires and Requires.private fields, without
+// version constraints ("glib-2.0 >= 2.50, zlib" gives glib-2.0 and zlib).
+func PkgConfigRequires(r io.Reader) ([]string, error) {
+	var mods []string
+	s := bufio.NewScanner(r)
+	for s.Scan() {
+		line := strings.TrimSpace(s.Text())
+		key, val, ok := strings.Cut(line, ":")
+		if !ok || strings.ContainsAny(key, "= \t") {
+			continue // a variable definition or no field
+		}
+		if key != "Requires" && key != "Requires.private" {
+			continue
+		}
+		skip := false
+		for _, tok := range strings.Fields(strings.ReplaceAll(val, ",", " ")) {
+			if skip {
+				skip = false
+				continue
+			}
+			if i := strings.IndexAny(tok, "<>=!"); i >= 0 {
+				// "glib-2.0>=2.50", "glib-2.0>=", or a lone ">=": the
+				// version follows unless it is in the same token.
+				name, rest := tok[:i], strings.TrimLeft(tok[i:], "<>=!")
+				if name != "" {
+					mods = append(mods, name)
+				}
+				skip = rest == ""
+				continue
+			}
+			mods = append(mods, tok)
+		}
+	}
+	return mods, s.Err()
+}

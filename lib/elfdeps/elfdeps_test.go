@@ -122,3 +122,22 @@ func TestScripts(t *testing.T) {
 		t.Errorf("Read(text) = %v, want ErrNotExecutable", err)
 	}
 }
+
+func TestPkgConfigRequires(t *testing.T) {
+	pc := `prefix=/ro/x-amd64-1-1/out
+Requires=not a field
+Name: x
+Description: a: b
+Requires: glib-2.0 >= 2.50, zlib,gio-2.0>=2.1 libfoo>= 3 bar
+Requires.private: libxcrypt
+Libs: -L${prefix}/lib -lx
+`
+	got, err := PkgConfigRequires(strings.NewReader(pc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"glib-2.0", "zlib", "gio-2.0", "libfoo", "bar", "libxcrypt"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("PkgConfigRequires (-want +got):\n%s", diff)
+	}
+}
