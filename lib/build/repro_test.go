@@ -1,0 +1,107 @@
+package build
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"distri.dev/distri/lib/pb"
+	"distri.dev/distri/lib/pkgname"
+	"distri.dev/distri/lib/sandbox"
+)
+
+// TestReproducible builds GNU hello (pkgs/hello) twice in the sandbox,
+// from different temporary directories, and wants byte-identical images
+// and meta files. Then it runs the built hello in a root holding nothing
+// but /ro (no /lib64, no /usr): the pinned loader, the lib/ farm and the
+// bin/ wrapper make it work from /ro/bin and from /ro/<full>/bin.
+//
+// Cost: importing the toolchain (about 30 s) and two hello builds
+// (about 10 s each).
+func TestReproducible(t *testing.T) {
+	b, _ := newSandboxBuilder(t)
+	helloDir := filepath.Join("..", "..", "pkgs", "hello")
+	hello, err := ReadRecipe(helloDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := b.Build(t.Context(), helloDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metaPath := strings.TrimSuffix(img, ".squashfs") + ".meta.textproto"
+	first := map[string][]byte{}
+	for _, p := range []string{img, metaPath} {
+		if first[p], err = os.ReadFile(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.opts.TempDir = t.TempDir() // another build path
+	img2, err := b.Build(t.Context(), helloDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img2 != img {
+		t.Fatalf("second build wrote %s, first %s", img2, img)
+	}
+	for _, p := range []string{img, metaPath} {
+		second, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(first[p], second) {
+			i := 0
+			for i < len(second) && i < len(first[p]) && second[i] == first[p][i] {
+				i++
+			}
+			t.Errorf("%s differs between two builds (%d and %d bytes, first difference at byte %d)", filepath.Base(p), len(first[p]), len(second), i)
+		}
+	}
+
+	meta, err := pb.ReadMetaFile(metaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recipes := []*Recipe{hello}
+	images := map[string]string{hello.FullName(): img}
+	for _, full := range meta.GetRuntimeDep() {
+		n, err := pkgname.Parse(full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := lookup(hello, n.Pkg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recipes = append(recipes, r)
+		images[full] = b.imagePath(r)
+	}
+	sortRecipes(recipes)
+	ro, err := assembleRO(t.Context(), filepath.Join(t.TempDir(), "ro"), recipes, images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ro.close(); err != nil {
+			t.Error(err)
+		}
+	})
+	for _, argv0 := range []string{"/ro/bin/hello", "/ro/" + hello.FullName() + "/bin/hello"} {
+		var stdout, stderr bytes.Buffer
+		err := sandbox.Run(t.Context(), sandbox.Options{
+			RO:     ro.dir,
+			Env:    []string{"PATH=/ro/bin"},
+			Argv:   []string{argv0, "--greeting=hi"},
+			Stdout: &stdout,
+			Stderr: &stderr,
+		})
+		if err != nil || stdout.String() != "hi\n" {
+			t.Errorf("%s in a root of only /ro: %v, printed %q (stderr %q), want \"hi\\n\"", argv0, err, stdout.String(), stderr.String())
+		}
+	}
+}
