@@ -15,9 +15,10 @@ CMDS := distri distri-build distri-install distri-fuse distri-mkimage distri-ini
 # lib/squashfs; fuse3 gives fusermount3; util-linux mounts loop devices;
 # minisign and nginx are the peers of distri-mirror, cryptsetup of lib/luks;
 # qemu boots the initramfs and images, kmod (depmod) builds module trees,
-# fdisk, cpio and e2fsprogs make and check disks and archives.
+# fdisk, cpio and e2fsprogs make and check disks and archives; grub-pc-bin
+# and grub-common (grub-mkimage) make disk images boot with a legacy BIOS.
 DEBS := squashfs-tools squashfuse fuse3 util-linux xz-utils zstd lz4 minisign nginx-light cryptsetup-bin \
-	qemu-system-x86 qemu-utils ovmf kmod fdisk cpio e2fsprogs
+	qemu-system-x86 qemu-utils ovmf kmod fdisk cpio e2fsprogs grub-pc-bin grub-common
 
 # The benchmarks' peers: Debian's initramfs generators, and apt/dpkg
 # installing into a debootstrap'ed chroot from a loopback repository.

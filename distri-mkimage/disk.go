@@ -27,6 +27,8 @@ type diskOptions struct {
 	encrypt        bool
 	passphraseFile string
 	seed           uint64
+	bios           bool
+	grubDir        string
 	verbose        bool
 }
 
@@ -42,6 +44,8 @@ func (o *diskOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.encrypt, "encrypt", false, "put the root into LUKS2, unlocked with a passphrase at boot")
 	fs.StringVar(&o.passphraseFile, "passphrase-file", "", "file whose bytes (trailing newline removed) are the LUKS passphrase (with --encrypt)")
 	fs.Uint64Var(&o.seed, "seed", 0, "make the image a function of its inputs and this number (0: random UUIDs and keys)")
+	fs.BoolVar(&o.bios, "bios", false, "boot with a legacy BIOS too: GRUB in the MBR and a BIOS boot partition (needs grub-mkimage)")
+	fs.StringVar(&o.grubDir, "grub-dir", image.DefaultGrubDir, "GRUB's i386-pc images and modules (with --bios)")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log progress on stderr")
 }
 
@@ -106,6 +110,10 @@ func runDisk(ctx context.Context, opts diskOptions, stdio cli.Stdio) error {
 	if opts.verbose {
 		logger = log.New(stdio.Err, "distri-mkimage: ", 0)
 	}
+	var bios *image.BIOSOptions
+	if opts.bios {
+		bios = &image.BIOSOptions{GrubDir: opts.grubDir}
+	}
 	if _, err := image.Disk(ctx, image.DiskOptions{
 		Output:      opts.output,
 		Size:        size,
@@ -118,6 +126,7 @@ func runDisk(ctx context.Context, opts diskOptions, stdio cli.Stdio) error {
 		Encrypt:     opts.encrypt,
 		Passphrase:  pass,
 		Seed:        opts.seed,
+		BIOS:        bios,
 		Log:         logger,
 	}); err != nil {
 		return err

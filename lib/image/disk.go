@@ -82,6 +82,9 @@ type DiskOptions struct {
 	// it. Zero means random. A seeded encrypted image is for tests only:
 	// its volume key follows cheaply from the seed and the passphrase.
 	Seed uint64
+	// BIOS, if set, makes the image boot with a legacy BIOS too (GRUB
+	// in the MBR and a BIOS boot partition, see bios.go).
+	BIOS *BIOSOptions
 	// Log gets progress lines; nil means discard.
 	Log *log.Logger
 }
@@ -91,6 +94,7 @@ type Layout struct {
 	DiskGUID     string // GPT disk GUID
 	ESPPartUUID  string // PARTUUID of partition 1
 	RootPartUUID string // PARTUUID of partition 2
+	BIOSPartUUID string // PARTUUID of partition 3, the BIOS boot partition (with BIOS)
 	RootUUID     string // ext4 UUID of the root file system
 	LUKSUUID     string // LUKS2 UUID, if encrypted
 	ESPOffset    int64  // bytes
@@ -154,6 +158,14 @@ func Disk(ctx context.Context, opts DiskOptions) (*Layout, error) {
 		l.LUKSUUID = ids.uuid("luks")
 	}
 	l.Cmdline = cmdline(l, opts)
+	var bios *biosBoot
+	if opts.BIOS != nil {
+		l.BIOSPartUUID = ids.uuid("bios-boot")
+		var err error
+		if bios, err = prepareBIOS(ctx, *opts.BIOS, filepath.Dir(opts.Output)); err != nil {
+			return nil, err
+		}
+	}
 
 	if err := writeFstab(opts.Root, l, opts.Seed != 0); err != nil {
 		return nil, err
@@ -192,6 +204,12 @@ func Disk(ctx context.Context, opts DiskOptions) (*Layout, error) {
 	logf("writing GPT and EFI system partition (systemd-boot, kernel, initramfs)")
 	if err := writeGPTAndESP(f, size, l, opts); err != nil {
 		return nil, err
+	}
+	if bios != nil {
+		logf("writing GRUB for legacy BIOS boot (MBR boot code, BIOS boot partition)")
+		if err := bios.write(f); err != nil {
+			return nil, err
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return nil, err
@@ -382,6 +400,9 @@ func writeGPTAndESP(f *os.File, size int64, l *Layout, opts DiskOptions) error {
 			{Index: 2, Start: uint64(rootStart / 512), End: uint64((rootStart+l.RootSize)/512 - 1), Type: gpt.LinuxRootX86_64,
 				Name: "root", GUID: l.RootPartUUID},
 		},
+	}
+	if opts.BIOS != nil {
+		table.Partitions = append(table.Partitions, biosBootPartition(l))
 	}
 	if err := d.Partition(table); err != nil {
 		return fmt.Errorf("write GPT: %w", err)

@@ -17,7 +17,7 @@ import (
 func espFiles(l *Layout, opts DiskOptions) []espFile {
 	loader := "default distri.conf\ntimeout 0\nconsole-mode keep\neditor no\n"
 	entry := fmt.Sprintf("title distri\nlinux /distri/vmlinuz\ninitrd /distri/initramfs.img\noptions %s\n", l.Cmdline)
-	return []espFile{
+	files := []espFile{
 		{name: "EFI/BOOT/BOOTX64.EFI", src: opts.SystemdBoot},
 		{name: "EFI/systemd/systemd-bootx64.efi", src: opts.SystemdBoot},
 		{name: "distri/vmlinuz", src: opts.Kernel},
@@ -25,6 +25,10 @@ func espFiles(l *Layout, opts DiskOptions) []espFile {
 		{name: "loader/loader.conf", data: []byte(loader)},
 		{name: "loader/entries/distri.conf", data: []byte(entry)},
 	}
+	if opts.BIOS != nil {
+		files = append(files, grubConfig(l))
+	}
+	return files
 }
 
 type espFile struct {
