@@ -47,6 +47,39 @@ func newSandboxBuilder(t *testing.T) (*Builder, string) {
 	return b, repo
 }
 
+// runtimeRO assembles a /ro (unmounted when the test ends) from recipes
+// and images (full name → image) and the runtime deps of ref's package
+// (full names), looked up next to ref. The order of recipes is the farm
+// order: the first package providing a path wins.
+func runtimeRO(t *testing.T, b *Builder, ref *Recipe, runtimeDeps []string, recipes []*Recipe, images map[string]string) *roTree {
+	t.Helper()
+	for _, full := range runtimeDeps {
+		if images[full] != "" {
+			continue
+		}
+		n, err := pkgname.Parse(full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := lookup(ref, n.Pkg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recipes = append(recipes, r)
+		images[full] = b.imagePath(r)
+	}
+	ro, err := assembleRO(t.Context(), filepath.Join(t.TempDir(), "ro"), recipes, images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ro.close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return ro
+}
+
 // copyRecipes copies the repository's pkgs/ recipe tree to dst.
 func copyRecipes(t *testing.T, dst string) {
 	t.Helper()
@@ -271,30 +304,7 @@ cbuilder: {}
 	devRecipe := &Recipe{Name: "libgreet-dev", Build: &pb.Build{Version: libA.Version}}
 	recipes = append(recipes, devRecipe)
 	images[devFull] = filepath.Join(repo, "pkg", devFull+".squashfs")
-	for _, full := range gm.GetRuntimeDep() {
-		if images[full] != "" {
-			continue
-		}
-		n, err := pkgname.Parse(full)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := lookup(greeter, n.Pkg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recipes = append(recipes, r)
-		images[full] = b.imagePath(r)
-	}
-	ro, err := assembleRO(t.Context(), filepath.Join(t.TempDir(), "ro"), recipes, images)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := ro.close(); err != nil {
-			t.Error(err)
-		}
-	})
+	ro := runtimeRO(t, b, greeter, gm.GetRuntimeDep(), recipes, images)
 	if l, err := os.Readlink(filepath.Join(ro.dir, "lib", "libgreet.so.1")); err != nil || !strings.Contains(l, libB.FullName()) {
 		t.Fatalf("/ro/lib/libgreet.so.1 → %q (%v), want libgreet 2.0 to own it", l, err)
 	}

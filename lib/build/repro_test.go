@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"distri.dev/distri/lib/pb"
-	"distri.dev/distri/lib/pkgname"
 	"distri.dev/distri/lib/sandbox"
 )
 
@@ -67,30 +66,7 @@ func TestReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recipes := []*Recipe{hello}
-	images := map[string]string{hello.FullName(): img}
-	for _, full := range meta.GetRuntimeDep() {
-		n, err := pkgname.Parse(full)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := lookup(hello, n.Pkg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recipes = append(recipes, r)
-		images[full] = b.imagePath(r)
-	}
-	sortRecipes(recipes)
-	ro, err := assembleRO(t.Context(), filepath.Join(t.TempDir(), "ro"), recipes, images)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := ro.close(); err != nil {
-			t.Error(err)
-		}
-	})
+	ro := runtimeRO(t, b, hello, meta.GetRuntimeDep(), []*Recipe{hello}, map[string]string{hello.FullName(): img})
 	for _, argv0 := range []string{"/ro/bin/hello", "/ro/" + hello.FullName() + "/bin/hello"} {
 		var stdout, stderr bytes.Buffer
 		err := sandbox.Run(t.Context(), sandbox.Options{
