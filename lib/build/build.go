@@ -267,12 +267,12 @@ func (b *Builder) Build(ctx context.Context, pkgDir string) (string, error) {
 	if _, err := pkgname.Parse(r.FullName()); err != nil {
 		return "", fmt.Errorf("%s: %w", r.File, err)
 	}
+	if bn != "debian-import" {
+		return b.buildSandboxed(ctx, r)
+	}
 	digest, err := inputDigest(r, nil)
 	if err != nil {
 		return "", err
-	}
-	if bn != "debian-import" {
-		return b.buildSandboxed(ctx, r, digest)
 	}
 	closure, err := RuntimeClosure(r)
 	if err != nil {

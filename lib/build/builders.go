@@ -153,7 +153,9 @@ func buildSteps(r *Recipe, p stepPaths, deps []*Recipe, check bool) ([]step, err
 		}
 		configure := "./configure --prefix=${DISTRI_PREFIX} --sysconfdir=/etc --disable-dependency-tracking" + quoteAll(cb.GetExtraConfigureFlag())
 		if ld := cb.GetExtraLdflag(); len(ld) > 0 {
-			configure += " LDFLAGS=" + shellQuote(strings.Join(ld, " "))
+			// After the environment's LDFLAGS, which pin the rpath and
+			// the loader (farm.go).
+			configure += ` LDFLAGS="${LDFLAGS} "` + shellQuote(strings.Join(ld, " "))
 		}
 		makeFlags := quoteAll(cb.GetExtraMakeFlag())
 		// Many autotools packages (hello 2.10 among them) do not build out
@@ -230,8 +232,26 @@ func (b *Builder) runSteps(ctx context.Context, r *Recipe, steps []step, base sa
 			if cl, rerr := os.ReadFile(filepath.Join(base.BuildDir, "config.log")); rerr == nil {
 				fmt.Fprintf(log, "### config.log\n%s", cl)
 			}
-			return times, fmt.Errorf("%s: step %q failed: %w (log: %s)", r.File, s.name, err, logPath)
+			return times, &StepError{Recipe: r.File, Step: s.name, Log: logPath, Err: err}
 		}
 	}
 	return times, nil
 }
+
+// StepError is a failed build: the recipe, the step (a build step, or
+// "source", "dependencies", "dependency <name>", "/ro" before them) and
+// the log with the details.
+type StepError struct {
+	Recipe string // e.g. pkgs/hello/build.textproto
+	Step   string // e.g. configure
+	Log    string // e.g. repo/log/hello-amd64-2.10-1.log
+	Err    error
+}
+
+func (e *StepError) Error() string {
+	// Errors from below often start with the recipe already.
+	msg := strings.TrimPrefix(e.Err.Error(), e.Recipe+": ")
+	return fmt.Sprintf("%s: step %q failed: %s (log: %s)", e.Recipe, e.Step, msg, e.Log)
+}
+
+func (e *StepError) Unwrap() error { return e.Err }

@@ -242,34 +242,56 @@ func assembleRO(ctx context.Context, dir string, deps []*Recipe, images map[stri
 
 // buildSandboxed builds a recipe with a builder or build_steps in the
 // sandbox (see builders.go for the steps).
-func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe, digest string) (_ string, err error) {
+func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe) (_ string, err error) {
 	if os.Geteuid() != 0 {
 		return "", fmt.Errorf("%s: building in the sandbox needs root", r.File)
 	}
 	full := r.FullName()
-	deps, err := depSet(r)
+	// The log first: every failure from here on is in it, and the error
+	// names the recipe, the step and the log.
+	logDir := filepath.Join(b.opts.RepoDir, "log")
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return "", err
+	}
+	logPath := filepath.Join(logDir, full+".log")
+	logFile, err := os.Create(logPath)
 	if err != nil {
 		return "", err
+	}
+	defer logFile.Close()
+	fail := func(step string, err error) error {
+		fmt.Fprintf(logFile, "### %s failed: %v\n", step, err)
+		return &StepError{Recipe: r.File, Step: step, Log: logPath, Err: err}
+	}
+	// The source before the dependencies, so that a wrong sha256 or a
+	// missing file fails before anything is built.
+	start := time.Now()
+	tmp, src, err := b.prepareSource(ctx, r)
+	if err != nil {
+		return "", fail("source", err)
+	}
+	defer os.RemoveAll(tmp)
+	srcTook := time.Since(start)
+	deps, err := depSet(r)
+	if err != nil {
+		return "", fail("dependencies", err)
+	}
+	digest, err := inputDigest(r, nil)
+	if err != nil {
+		return "", fail("dependencies", err)
 	}
 	images := map[string]string{}
 	for _, dr := range deps {
 		img, err := b.ensureBuilt(ctx, dr)
 		if err != nil {
-			return "", fmt.Errorf("%s: dependency %s: %w", r.File, dr.Name, err)
+			return "", fail("dependency "+dr.Name, err)
 		}
 		images[dr.FullName()] = img
 	}
-	start := time.Now()
-	tmp, src, err := b.prepareSource(ctx, r)
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
-	srcTook := time.Since(start)
 	start = time.Now()
 	ro, err := assembleRO(ctx, filepath.Join(tmp, "ro"), deps, images)
 	if err != nil {
-		return "", fmt.Errorf("%s: assembling /ro: %w", r.File, err)
+		return "", fail("/ro", err)
 	}
 	roTook := time.Since(start)
 	defer func() {
@@ -284,16 +306,6 @@ func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe, digest string) 
 			return "", err
 		}
 	}
-	logDir := filepath.Join(b.opts.RepoDir, "log")
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		return "", err
-	}
-	logPath := filepath.Join(logDir, full+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return "", err
-	}
-	defer logFile.Close()
 
 	paths := stepPaths{
 		full:      full,
@@ -306,7 +318,7 @@ func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe, digest string) 
 	prefix := paths.prefix
 	steps, err := buildSteps(r, paths, deps, b.opts.Check)
 	if err != nil {
-		return "", err
+		return "", fail("steps", err)
 	}
 	env := append([]string{
 		"PATH=/ro/bin:/bin",
