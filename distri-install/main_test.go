@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -52,7 +53,8 @@ func TestCommands(t *testing.T) {
 		{name: "help has examples", args: []string{"--help"}, wantErr: ""},
 		{name: "no packages", args: g, wantCode: 2, wantErr: "no packages named"},
 		{name: "unknown package", args: append(g, "helo"), wantCode: 1, wantErr: `unknown package "helo" (did you mean hello, help?)`},
-		{name: "install", args: append(g, "hello"), wantOut: "hello-amd64-2.12-3\nlibc-amd64-1-2\n"},
+		{name: "bad transport", args: append(g, "--transport", "fast", "hello"), wantCode: 2, wantErr: `--transport "fast": want auto, compressed or identity`},
+		{name: "install", args: append(g, "--transport", "compressed", "hello"), wantOut: "hello-amd64-2.12-3\nlibc-amd64-1-2\n"},
 		{name: "install again", args: append(g, "hello")},
 		{name: "list", args: append(g, "list"), wantOut: "hello-amd64-2.12-3\nlibc-amd64-1-2\n"},
 		{name: "list prefix", args: append(g, "list", "--installed", "li"), wantOut: "libc-amd64-1-2\n"},
@@ -152,21 +154,27 @@ func checkWhole(t *testing.T, roimg string, idx map[string]*pb.Package) int {
 	return whole
 }
 
-// TestKill9 kills distri-install at random points of an install from a
-// slow server, 20 times, and checks each time that the store holds only
-// whole packages; a final run must complete the install.
+// TestKill9 kills distri-install 20 times and checks each time that the
+// store holds only whole packages; a final run must complete the
+// install. Even runs are killed (kill -9) at a random time of an install
+// from a slow server, mostly while it downloads; odd runs die by SIGKILL
+// at a random step of the commit (store.CrashEnv): before any rename,
+// right after the first image renames, between the image and the meta
+// renames, after some metas, or after the last fsync.
 func TestKill9(t *testing.T) {
 	bin := distritest.Binary(t, "distri.dev/distri/distri-install")
 	var pkgs []mirrortest.Package
-	var names []string
+	var names, fulls []string
 	for i := range 8 {
 		name := fmt.Sprintf("pkg%d-amd64-1.0-%d", i, i+1)
 		pkgs = append(pkgs, mirrortest.Package{Name: name, Blob: 192 << 10, Deps: []string{"base-amd64-1-1"}, Files: map[string]string{
 			"etc/pkg" + fmt.Sprint(i) + ".conf": "x\n",
 		}})
 		names = append(names, fmt.Sprintf("pkg%d", i))
+		fulls = append(fulls, name)
 	}
 	pkgs = append(pkgs, mirrortest.Package{Name: "base-amd64-1-1", Blob: 64 << 10})
+	fulls = append(fulls, "base-amd64-1-1")
 	r := mirrortest.NewRepo(t, pkgs...)
 	srv := httptest.NewServer(slowHandler{mirror.Handler(r.Dir)})
 	defer srv.Close()
@@ -187,20 +195,30 @@ func TestKill9(t *testing.T) {
 	root := t.TempDir()
 	roimg := filepath.Join(root, "roimg")
 	args := append([]string{"--root", root, "--repo", srv.URL, "--pubkey", r.PubFile(t), "-j", "2"}, names...)
-	run := func() *exec.Cmd {
+	var out bytes.Buffer
+	run := func(env ...string) *exec.Cmd {
 		cmd := exec.Command(bin, args...)
-		var out bytes.Buffer
+		cmd.Env = append(os.Environ(), env...)
+		out.Reset()
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		return cmd
 	}
+	killedBySignal := func(err error) bool {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			return false
+		}
+		ws, ok := ee.Sys().(syscall.WaitStatus)
+		return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+	}
 
 	// How long one undisturbed install takes, to spread the kills over.
 	start := time.Now()
 	if err := run().Wait(); err != nil {
-		t.Fatalf("undisturbed install: %v", err)
+		t.Fatalf("undisturbed install: %v\n%s", err, out.Bytes())
 	}
 	took := time.Since(start)
 	t.Logf("an undisturbed install takes %v", took)
@@ -208,10 +226,11 @@ func TestKill9(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
-	killed := 0
+	timedKills := 0
+	commitKills := map[string]int{}
 	for i := range 20 {
-		if i%2 == 0 {
-			// Start over (most of the time), so there is work to kill.
+		if i%4 < 2 {
+			// Start over, so there is work to kill.
 			if err := os.RemoveAll(roimg); err != nil {
 				t.Fatal(err)
 			}
@@ -229,29 +248,67 @@ func TestKill9(t *testing.T) {
 			}
 			l.Unlock()
 		}
-		cmd := run()
-		// Half the kills anywhere, half around the end, where the
-		// commit happens.
-		at := time.Duration(rng.Int64N(int64(took)))
-		if i%2 == 1 {
-			at = took*8/10 + time.Duration(rng.Int64N(int64(took)*3/10))
+		s, _ := store.Open(roimg)
+		n := 0 // packages the run commits
+		for _, f := range fulls {
+			if !s.Has(f) {
+				n++
+			}
 		}
-		time.Sleep(at)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err == nil {
-			killed++
+		if n == 0 {
+			t.Fatalf("run %d: nothing to install", i)
 		}
-		cmd.Wait()
-		n := checkWhole(t, roimg, idx)
+		if i%2 == 0 {
+			cmd := run()
+			at := time.Duration(rng.Int64N(int64(took)))
+			time.Sleep(at)
+			if err := cmd.Process.Signal(syscall.SIGKILL); err == nil {
+				timedKills++
+			}
+			cmd.Wait()
+			whole := checkWhole(t, roimg, idx)
+			half, _ := filepath.Glob(filepath.Join(roimg, "*.squashfs"))
+			t.Logf("run %d: kill -9 at %v: %d whole packages, %d images", i, at, whole, len(half))
+			continue
+		}
+		// The commit has 2n+4 steps (see store.CrashEnv): die after
+		// step k of them.
+		k := rng.IntN(2*n + 4)
+		var where string
+		switch {
+		case k <= 1:
+			where = "before the renames"
+		case k <= n+1:
+			where = "among the image renames"
+		case k == n+2:
+			where = "after the images' directory fsync"
+		case k < 2*n+3:
+			where = "among the meta renames"
+		default:
+			where = "after the final fsync"
+		}
+		cmd := run(fmt.Sprintf("%s=%d", store.CrashEnv, k))
+		if err := cmd.Wait(); !killedBySignal(err) {
+			t.Fatalf("run %d: with %s=%d distri-install ended with %v, want death by SIGKILL in the commit\n%s", i, store.CrashEnv, k, err, out.Bytes())
+		}
+		commitKills[where]++
+		whole := checkWhole(t, roimg, idx)
 		half, _ := filepath.Glob(filepath.Join(roimg, "*.squashfs"))
-		t.Logf("kill %d at %v: %d whole packages, %d images", i, at, n, len(half))
+		t.Logf("run %d: killed after commit step %d of %d (%s): %d whole packages, %d images", i, k, 2*n+3, where, whole, len(half))
+		// The metas are the commit point: the packages of this run
+		// are there exactly when their meta renames were.
+		if want := len(fulls) - n + max(0, min(n, k-(n+2))); whole != want {
+			t.Errorf("run %d: %d whole packages after commit step %d, want %d", i, whole, k, want)
+		}
 	}
-	if killed < 10 {
-		t.Errorf("only %d of 20 runs were killed before they finished", killed)
+	if timedKills < 5 {
+		t.Errorf("only %d of 10 timed runs were killed before they finished", timedKills)
 	}
+	t.Logf("commit kills: %v", commitKills)
 
 	cmd := run()
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("final install: %v\n%s", err, cmd.Stdout)
+		t.Fatalf("final install: %v\n%s", err, out.Bytes())
 	}
 	if n := checkWhole(t, roimg, idx); n != len(pkgs) {
 		t.Errorf("after the final install the store has %d packages, want %d", n, len(pkgs))

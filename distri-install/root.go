@@ -17,15 +17,17 @@ import (
 
 	"distri.dev/distri/lib/cli"
 	"distri.dev/distri/lib/install"
+	"distri.dev/distri/lib/repo"
 )
 
 // globalOpts are the flags every verb takes.
 type globalOpts struct {
-	root    string
-	repos   []string
-	pubkeys []string
-	jobs    int
-	verbose bool
+	root      string
+	repos     []string
+	pubkeys   []string
+	jobs      int
+	transport string
+	verbose   bool
 }
 
 func (o *globalOpts) addFlags(fs *pflag.FlagSet) {
@@ -33,17 +35,30 @@ func (o *globalOpts) addFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.repos, "repo", nil, "repository URL or folder (repeatable; default: ROOT/etc/distri/repos.d/*.repo)")
 	fs.StringArrayVar(&o.pubkeys, "pubkey", nil, "public key trusted to sign indexes (repeatable; default: ROOT/etc/distri/keys/*.pub)")
 	fs.IntVarP(&o.jobs, "jobs", "j", 8, "files to download at once")
+	fs.StringVar(&o.transport, "transport", "auto", "transport encoding: compressed (zstd or gzip), identity, or auto (identity from this machine, compressed from others)")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "say more on stderr")
 }
 
 // installer makes the installer the flags describe.
 func (o *globalOpts) installer(stdio cli.Stdio) (*install.Installer, error) {
+	var encodings []string
+	switch o.transport {
+	case "auto":
+	case "compressed":
+		encodings = repo.Compressed
+	case "identity":
+		encodings = []string{}
+	default:
+		return nil, cli.Usagef("--transport %q: want auto, compressed or identity", o.transport)
+	}
 	return install.New(install.Options{
+		Encodings:   encodings,
 		Root:        o.root,
 		Repos:       o.repos,
 		PubKeyFiles: o.pubkeys,
 		Jobs:        o.jobs,
 		Log:         log.New(stdio.Err, "distri-install: ", 0),
+		Verbose:     o.verbose,
 		Progress:    terminal(stdio.Err),
 	})
 }

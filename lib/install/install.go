@@ -80,6 +80,12 @@ type Options struct {
 	Client *http.Client
 	// Log receives notices, e.g. about /etc files kept; nil discards.
 	Log *log.Logger
+	// Verbose also logs how long each phase of an install took (index,
+	// lock, fetch, etc, commit).
+	Verbose bool
+	// Encodings are the transport encodings asked for (see
+	// repo.Options); nil chooses by repository (repo.AutoEncodings).
+	Encodings []string
 	// Progress, if set, receives a one-line progress display (bytes,
 	// rate, packages done), redrawn with \r. Set it only for a terminal.
 	Progress io.Writer
@@ -94,6 +100,16 @@ type Installer struct {
 	opts  Options
 	store *store.Store
 	logf  func(string, ...any)
+	phase time.Time // when the current phase started, for Verbose
+}
+
+// timed logs, if Verbose, how long the phase that ends now took.
+func (in *Installer) timed(format string, args ...any) {
+	now := time.Now()
+	if in.opts.Verbose && !in.phase.IsZero() {
+		in.logf("%s: %v", fmt.Sprintf(format, args...), now.Sub(in.phase).Round(100*time.Microsecond))
+	}
+	in.phase = now
 }
 
 // New returns an installer for opts.Root, creating its store folder.
@@ -133,6 +149,7 @@ func (in *Installer) Install(ctx context.Context, names []string) ([]string, err
 	if len(names) == 0 {
 		return nil, errors.New("install: no packages named")
 	}
+	in.timed("start")
 	cat, err := in.catalog(ctx)
 	if err != nil {
 		return nil, err
@@ -159,6 +176,7 @@ func (in *Installer) Install(ctx context.Context, names []string) ([]string, err
 // are), and returns the full names it added. Older revisions stay until
 // [Installer.GC].
 func (in *Installer) Update(ctx context.Context) ([]string, error) {
+	in.timed("start")
 	cat, err := in.catalog(ctx)
 	if err != nil {
 		return nil, err
@@ -218,7 +236,7 @@ func (in *Installer) catalog(ctx context.Context) (*catalog, error) {
 	indexes := make([]*pb.IndexSummary, len(urls))
 	var g errgroup.Group
 	for i, u := range urls {
-		r, err := repo.New(repo.Options{URL: u, Keys: keys, Client: client, Attempts: in.opts.Attempts, RetryDelay: in.opts.RetryDelay})
+		r, err := repo.New(repo.Options{URL: u, Keys: keys, Client: client, Attempts: in.opts.Attempts, RetryDelay: in.opts.RetryDelay, Encodings: in.opts.Encodings})
 		if err != nil {
 			return nil, err
 		}
@@ -232,6 +250,7 @@ func (in *Installer) catalog(ctx context.Context) (*catalog, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	in.timed("fetch and verify %d indexes", len(urls))
 	return newCatalog(in.opts.Arch, repos, indexes), nil
 }
 
@@ -288,11 +307,13 @@ func (in *Installer) install(ctx context.Context, cat *catalog, fulls, records [
 	if err != nil {
 		return nil, err
 	}
+	in.timed("resolve %d packages", len(closure))
 	lock, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Unlock()
+	in.timed("lock")
 	var missing []string
 	for _, f := range closure {
 		if !in.store.Has(f) {
@@ -316,13 +337,16 @@ func (in *Installer) install(ctx context.Context, cat *catalog, fulls, records [
 	if err := lock.Unlock(); err != nil {
 		return nil, err
 	}
+	in.timed("record the installed set")
 	if err := in.bootKernels(ctx, missing); err != nil {
 		return missing, err
 	}
+	in.timed("kernels")
 	if len(missing) > 0 {
 		if err := fusectl.Rescan(ctx, in.opts.Root); err != nil {
 			in.logf("installed, but distri-fuse did not rescan: %v", err)
 		}
+		in.timed("rescan")
 	}
 	return missing, nil
 }
@@ -372,6 +396,7 @@ func (in *Installer) fetchAndCommit(ctx context.Context, lock *store.Lock, cat *
 		return err
 	}
 	prog.stop()
+	in.timed("fetch %d packages (%.1f MiB)", len(missing), float64(prog.bytes.Load())/(1<<20))
 
 	state, err := loadEtcState(in.store)
 	if err != nil {
@@ -386,5 +411,10 @@ func (in *Installer) fetchAndCommit(ctx context.Context, lock *store.Lock, cat *
 	if err := state.save(); err != nil {
 		return err
 	}
-	return txn.Commit()
+	in.timed("etc")
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	in.timed("commit")
+	return nil
 }

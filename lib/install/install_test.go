@@ -377,16 +377,29 @@ func TestReposFromRoot(t *testing.T) {
 	}
 }
 
+// TestNginxInstall installs from Debian's nginx with the configuration
+// of docs/repository.md, compressed (as from a remote mirror) and as the
+// installer chooses for loopback (identity).
 func TestNginxInstall(t *testing.T) {
 	r := mirrortest.NewRepo(t, libc2, hello10, shell)
 	url := mirrortest.Nginx(t, r.Dir)
-	in := newInstaller(t, t.TempDir(), nil, []string{r.PubFile(t)}, url)
-	got, err := in.Install(t.Context(), []string{"hello", "shell"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]string{"hello-amd64-2.10-10", "libc-amd64-1-2", "shell-amd64-5-3"}, got); diff != "" {
-		t.Errorf("Install from nginx mismatch (-want +got):\n%s", diff)
+	for _, tt := range []struct {
+		name      string
+		encodings []string
+	}{{"compressed", repo.Compressed}, {"auto", nil}} {
+		t.Run(tt.name, func(t *testing.T) {
+			in, err := install.New(install.Options{Root: t.TempDir(), Repos: []string{url}, PubKeyFiles: []string{r.PubFile(t)}, Arch: "amd64", Encodings: tt.encodings})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := in.Install(t.Context(), []string{"hello", "shell"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string{"hello-amd64-2.10-10", "libc-amd64-1-2", "shell-amd64-5-3"}, got); diff != "" {
+				t.Errorf("Install from nginx mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 

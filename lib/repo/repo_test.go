@@ -7,8 +7,10 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -154,7 +156,7 @@ func TestIndexEncodings(t *testing.T) {
 				}
 			}))
 			defer srv.Close()
-			c, err := repo.New(repo.Options{URL: srv.URL, Keys: []minisign.PublicKey{r.Pub()}})
+			c, err := repo.New(repo.Options{URL: srv.URL, Keys: []minisign.PublicKey{r.Pub()}, Encodings: repo.Compressed})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,31 +174,39 @@ func TestIndexEncodings(t *testing.T) {
 	}
 }
 
+// TestFetchEncodings fetches an image in each transport encoding, and
+// checks that a client left to choose asks a loopback server for
+// identity although the siblings are there.
 func TestFetchEncodings(t *testing.T) {
 	for _, tt := range []struct {
-		name    string
-		remove  []string // siblings to delete
-		wantEnc string
+		name       string
+		encodings  []string
+		remove     []string // siblings to delete
+		wantAccept string
+		wantEnc    string
 	}{
-		{name: "zstd", wantEnc: "zstd"},
-		{name: "gzip", remove: []string{".zst"}, wantEnc: "gzip"},
-		{name: "identity", remove: []string{".zst", ".gz"}, wantEnc: ""},
+		{name: "zstd", encodings: repo.Compressed, wantAccept: "zstd, gzip", wantEnc: "zstd"},
+		{name: "gzip", encodings: repo.Compressed, remove: []string{".zst"}, wantAccept: "zstd, gzip", wantEnc: "gzip"},
+		{name: "identity", encodings: repo.Compressed, remove: []string{".zst", ".gz"}, wantAccept: "zstd, gzip", wantEnc: ""},
+		{name: "auto on loopback", wantAccept: "identity", wantEnc: ""},
+		{name: "gzip only", encodings: []string{"gzip"}, wantAccept: "gzip", wantEnc: "gzip"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRepo(t)
 			for _, suf := range tt.remove {
 				os.Remove(filepath.Join(r.Dir, "pkg", image+suf))
 			}
-			var sawEnc atomic.Value
+			var sawEnc, sawAccept atomic.Value
 			h := mirror.Handler(r.Dir)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 				h.ServeHTTP(w, req)
 				if strings.HasSuffix(req.URL.Path, image) {
 					sawEnc.Store(w.Header().Get("Content-Encoding"))
+					sawAccept.Store(req.Header.Get("Accept-Encoding"))
 				}
 			}))
 			defer srv.Close()
-			c, err := repo.New(repo.Options{URL: srv.URL, Keys: []minisign.PublicKey{r.Pub()}})
+			c, err := repo.New(repo.Options{URL: srv.URL, Keys: []minisign.PublicKey{r.Pub()}, Encodings: tt.encodings})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -210,6 +220,9 @@ func TestFetchEncodings(t *testing.T) {
 			if err := c.Fetch(t.Context(), image, int64(e.GetImageSize()), e.GetImageSha256(), dst, func(n int64) { progress.Add(n) }); err != nil {
 				t.Fatal(err)
 			}
+			if got := sawAccept.Load(); got != tt.wantAccept {
+				t.Errorf("Accept-Encoding %q, want %q", got, tt.wantAccept)
+			}
 			if got := sawEnc.Load(); got != tt.wantEnc {
 				t.Errorf("Content-Encoding %q, want %q", got, tt.wantEnc)
 			}
@@ -222,6 +235,31 @@ func TestFetchEncodings(t *testing.T) {
 				t.Errorf("fetched %s differs from the repository's", image)
 			}
 		})
+	}
+}
+
+func TestAutoEncodings(t *testing.T) {
+	for _, tt := range []struct {
+		url  string
+		want []string
+	}{
+		{"http://127.0.0.1:7080", []string{}},
+		{"http://127.4.5.6/distri", []string{}},
+		{"http://[::1]:7080", []string{}},
+		{"http://localhost:7080", []string{}},
+		{"http://LOCALHOST", []string{}},
+		{"http://repo.localhost", []string{}},
+		{"https://mirror.example.org/distri", repo.Compressed},
+		{"http://10.0.0.2:7080", repo.Compressed},
+		{"http://[2001:db8::1]", repo.Compressed},
+	} {
+		u, err := url.Parse(tt.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := repo.AutoEncodings(u); !slices.Equal(got, tt.want) || (got == nil) != (tt.want == nil) {
+			t.Errorf("AutoEncodings(%s) = %q, want %q", tt.url, got, tt.want)
+		}
 	}
 }
 
@@ -344,7 +382,7 @@ func TestDyingServer(t *testing.T) {
 			d := &dyingHandler{h: mirror.Handler(r.Dir), cut: 20000, dies: tt.dies}
 			srv := httptest.NewServer(d)
 			defer srv.Close()
-			c, err := repo.New(repo.Options{URL: srv.URL, Keys: []minisign.PublicKey{r.Pub()}, RetryDelay: time.Millisecond})
+			c, err := repo.New(repo.Options{URL: srv.URL, Keys: []minisign.PublicKey{r.Pub()}, RetryDelay: time.Millisecond, Encodings: repo.Compressed})
 			if err != nil {
 				t.Fatal(err)
 			}

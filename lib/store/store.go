@@ -33,6 +33,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -223,6 +224,8 @@ func (t *Txn) Commit() error {
 	if len(todo) == 0 {
 		return nil
 	}
+	crash := newCrashPoint()
+	crash.step()
 	var g errgroup.Group
 	g.SetLimit(syncParallel)
 	for _, full := range todo {
@@ -238,23 +241,60 @@ func (t *Txn) Commit() error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	crash.step()
 	for _, full := range todo {
 		if err := os.Rename(t.ImagePath(full), t.s.ImagePath(full)); err != nil {
 			return fmt.Errorf("commit %s: %w", full, err)
 		}
+		crash.step()
 	}
 	if err := syncDir(t.s.dir); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	crash.step()
 	for _, full := range todo {
 		if err := os.Rename(t.MetaPath(full), t.s.MetaPath(full)); err != nil {
 			return fmt.Errorf("commit %s: %w", full, err)
 		}
+		crash.step()
 	}
 	if err := syncDir(t.s.dir); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	crash.step()
 	return nil
+}
+
+// CrashEnv names the environment variable with which the fault-injection
+// test of distri-install (TestKill9) makes [Txn.Commit] kill its own
+// process with SIGKILL after that many steps (0: as the commit starts).
+// The steps are: the fsync of the staged files, each image rename, the
+// fsync of the store directory, each meta rename, the final fsync. Unset
+// or not a number: never. Nothing else sets it.
+const CrashEnv = "DISTRI_TEST_KILL_IN_COMMIT"
+
+// crashPoint counts the steps of a commit for [CrashEnv].
+type crashPoint struct{ left int }
+
+func newCrashPoint() *crashPoint {
+	n, err := strconv.Atoi(os.Getenv(CrashEnv))
+	if err != nil || n < 0 {
+		return nil
+	}
+	return &crashPoint{left: n}
+}
+
+// step ends a step of the commit: the process dies here if that was the
+// step $DISTRI_TEST_KILL_IN_COMMIT names.
+func (c *crashPoint) step() {
+	if c == nil {
+		return
+	}
+	if c.left == 0 {
+		unix.Kill(os.Getpid(), unix.SIGKILL)
+		select {} // SIGKILL cannot be caught; wait for it to land
+	}
+	c.left--
 }
 
 // syncParallel is how many staged files [Txn.Commit] fsyncs at once.
