@@ -66,6 +66,11 @@ func imageAttr(out *fuse.Attr, img *image, st squashfs.Stat) {
 	out.Nlink = st.Nlink
 	out.Uid, out.Gid = st.Uid, st.Gid
 	out.Size = uint64(st.Size)
+	if st.Mode.IsRegular() {
+		// 512-byte blocks, as the kernel's squashfs counts them: du
+		// and ls -s see the files' sizes.
+		out.Blocks = (uint64(st.Size) + 511) / 512
+	}
 	out.Rdev = fuseRdev(st.Rdev)
 	out.Blksize = 4096
 	setTimes(out, st.Mtime)

@@ -152,10 +152,7 @@ func (n *imageNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHan
 	if _, p := n.Parent(); p != nil {
 		parent = p.StableAttr().Ino
 	}
-	list := []fuse.DirEntry{
-		{Name: ".", Mode: syscall.S_IFDIR, Ino: self},
-		{Name: "..", Mode: syscall.S_IFDIR, Ino: parent},
-	}
+	var list []fuse.DirEntry
 	add := func(img *image) func(e squashfs.DirEntry) bool {
 		return func(e squashfs.DirEntry) bool {
 			list = append(list, fuse.DirEntry{Name: e.Name, Mode: typeBits(e.Type), Ino: img.ino(e.Ino)})
@@ -168,7 +165,8 @@ func (n *imageNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHan
 	if plugs := n.srv().tree.Load().unionPlugins(n.img.full, n.path); len(plugs) > 0 {
 		list = n.appendPlugins(list, plugs)
 	}
-	return &listDir{entries: list}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+	ld := newListDir(self, parent, list)
+	return &ld, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // appendPlugins adds the entries of the union plugins' directories to

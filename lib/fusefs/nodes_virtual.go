@@ -60,15 +60,12 @@ func (n *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 
 func (n *rootNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	t := n.srv.tree.Load()
-	list := make([]fuse.DirEntry, 0, len(t.root.names)+3)
-	list = append(list,
-		fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: rootIno},
-		fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: rootIno})
+	list := make([]fuse.DirEntry, 0, len(t.root.names)+1)
 	if n.srv.opts.CtlSocket != "" {
 		list = append(list, fuse.DirEntry{Name: ctlName, Mode: syscall.S_IFLNK, Ino: ctlIno})
 	}
 	list = appendEntries(list, &t.root)
-	return &rootDir{listDir: listDir{entries: list}, root: n}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+	return &rootDir{listDir: newListDir(rootIno, rootIno, list), root: n}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // rootDir is an open /ro. Its Lookup fills in the entries of a
@@ -88,38 +85,6 @@ func (d *rootDir) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	}
 	return d.root.Lookup(ctx, name, out)
 }
-
-// listDir is an open directory: its listing, taken at opendir.
-type listDir struct {
-	entries []fuse.DirEntry
-	next    int
-}
-
-var (
-	_ fs.FileReaddirenter = (*listDir)(nil)
-	_ fs.FileSeekdirer    = (*listDir)(nil)
-	_ fs.FileReleasedirer = (*listDir)(nil)
-)
-
-func (d *listDir) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
-	if d.next >= len(d.entries) {
-		return nil, 0
-	}
-	e := d.entries[d.next]
-	d.next++
-	e.Off = uint64(d.next)
-	return &e, 0
-}
-
-func (d *listDir) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	if off > uint64(len(d.entries)) {
-		return syscall.EINVAL
-	}
-	d.next = int(off)
-	return 0
-}
-
-func (d *listDir) Releasedir(ctx context.Context, releaseFlags uint32) {}
 
 func (n *rootNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	t := n.srv.tree.Load()
@@ -215,12 +180,8 @@ func (n *xdirNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHand
 			parentIno = pd.ino
 		}
 	}
-	list := make([]fuse.DirEntry, 0, len(d.names)+2)
-	list = append(list,
-		fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: d.ino},
-		fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: parentIno})
-	list = appendEntries(list, d)
-	return &listDir{entries: list}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+	ld := newListDir(d.ino, parentIno, appendEntries(make([]fuse.DirEntry, 0, len(d.names)), d))
+	return &ld, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
 func (n *xdirNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {

@@ -171,7 +171,8 @@ func Mount(ctx context.Context, opts Options) (*Server, error) {
 	s.root = &rootNode{srv: s}
 	// fs.Mount, but with s.fuse set before the first request: Open asks
 	// it what the kernel offers.
-	server, err := fuse.NewServer(fs.NewNodeFS(s.root, fsopts), opts.Mountpoint, &fsopts.MountOptions)
+	raw := &rawFS{RawFileSystem: fs.NewNodeFS(s.root, fsopts), srv: s}
+	server, err := fuse.NewServer(raw, opts.Mountpoint, &fsopts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", opts.Mountpoint, err)
 	}
