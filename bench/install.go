@@ -159,6 +159,7 @@ func benchInstall(work, _ string, rounds int) ([]result, error) {
 	// installs what apt-get and dpkg install.
 	ours := installTrial(installBin, root, distriURL, pub, repoDir, nil, debs)
 	oursOnBase := installTrial(installBin, root, distriURL, pub, repoDir, baseDebs, newDebs)
+	oursCompressed := installTrial(installBin, root, distriURL, pub, repoDir, nil, debs, "--transport", "compressed")
 
 	emptyRow := installTarget + " closure, empty root"
 	baseRow := installTarget + " closure onto minbase"
@@ -244,9 +245,13 @@ func benchInstall(work, _ string, rounds int) ([]result, error) {
 	})
 
 	// The plain copy: curl fetching the closure's images and metas from
-	// the same server with the same parallelism. With --compressed it
-	// moves the same zstd bytes ours does; synced, its files are as
-	// durable as ours.
+	// the same server, 8 at once like ours (-j 8), into an empty folder
+	// on the same file system. From loopback ours asks for identity (see
+	// lib/repo, Transport), so plain curl moves the same bytes; "sync"
+	// then fsyncs every file it wrote (sync FILE...), as ours does before
+	// a package becomes visible. ours --transport compressed, the path of
+	// a remote repository, is measured against curl --compressed: the
+	// same zstd bytes, decoded.
 	copyDir := filepath.Join(work, "copy")
 	curlConfig := filepath.Join(work, "curl.config")
 	var cfg, copies []string
@@ -258,14 +263,16 @@ func benchInstall(work, _ string, rounds int) ([]result, error) {
 		return nil, err
 	}
 	for _, c := range []struct {
+		ours       trial
+		oursName   string
 		peer       string
 		compressed bool
 		sync       bool
 		note       string
 	}{
-		{"curl --compressed, sync", true, true, "the same zstd bytes, decoded and fsynced, as ours"},
-		{"curl, sync", false, true, "identity encoding (no decoding), fsynced (sync FILE...)"},
-		{"curl", false, false, "identity encoding, not synced: the raw copy"},
+		{ours, emptyRow, "curl, sync", false, true, "the same bytes (identity) from the same server, fsynced like ours"},
+		{ours, emptyRow, "curl", false, false, "the same bytes, not synced: the raw copy"},
+		{oursCompressed, emptyRow + ", --transport compressed", "curl --compressed, sync", true, true, "the same zstd bytes, decoded and fsynced, as ours"},
 	} {
 		curlPeer := trial{
 			setup: func() error { return emptyDir(copyDir) },
@@ -283,12 +290,12 @@ func benchInstall(work, _ string, rounds int) ([]result, error) {
 				return nil
 			},
 		}
-		ds, err := measureTrials(rounds, ours, curlPeer)
+		ds, err := measureTrials(rounds, c.ours, curlPeer)
 		if err != nil {
 			return nil, fmt.Errorf("curl: %w", err)
 		}
 		results = append(results, result{
-			name: emptyRow, ours: ds[0], peer: ds[1], peerName: c.peer,
+			name: c.oursName, ours: ds[0], peer: ds[1], peerName: c.peer,
 			note: fmt.Sprintf("%d files, %.1f MiB: %s", len(files), mib(closureBytes), c.note),
 		})
 	}
@@ -335,10 +342,10 @@ func measureTrials(rounds int, trials ...trial) ([]time.Duration, error) {
 	return medians, nil
 }
 
-// installTrial runs distri-install of the target into root, whose store
-// first gets the packages of base (hard links from the repository, not
-// timed), and checks that it installed exactly want.
-func installTrial(bin, root, url, pub, repoDir string, base, want []*deb) trial {
+// installTrial runs distri-install (with flags) of the target into root,
+// whose store first gets the packages of base (hard links from the
+// repository, not timed), and checks that it installed exactly want.
+func installTrial(bin, root, url, pub, repoDir string, base, want []*deb, flags ...string) trial {
 	return trial{
 		setup: func() error {
 			if err := os.RemoveAll(root); err != nil {
@@ -360,7 +367,8 @@ func installTrial(bin, root, url, pub, repoDir string, base, want []*deb) trial 
 			return nil
 		},
 		run: func() error {
-			cmd := exec.Command(bin, "--root", root, "--repo", url, "--pubkey", pub, installTarget)
+			args := append([]string{"--root", root, "--repo", url, "--pubkey", pub}, flags...)
+			cmd := exec.Command(bin, append(args, installTarget)...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
