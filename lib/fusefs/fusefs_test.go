@@ -530,17 +530,51 @@ func TestRuntimeUnion(t *testing.T) {
 		return &pb.Meta{RuntimeUnion: []*pb.Union{{Dir: new("lib/irssi/modules"), Pkg: new(host)}}}
 	}
 	store := t.TempDir()
-	mkpkg(t, store, host, map[string]string{"bin/irssi": "irssi", "out/lib/irssi/modules/libcore.so": "core"}, nil)
-	mkpkg(t, store, "irssi-robustirc-amd64-1-1", map[string]string{"out/lib/irssi/modules/librobustirc.so": "robust"}, union())
+	mkpkg(t, store, host, map[string]string{
+		"bin/irssi":                        "irssi",
+		"out/lib/irssi/modules/libcore.so": "core",
+		"out/lib/irssi/modules/perl/a.pm":  "host a",
+		"out/lib/irssi/modules/perl/b.pm":  "host b",
+	}, nil)
+	mkpkg(t, store, "irssi-robustirc-amd64-1-1", map[string]string{
+		"out/lib/irssi/modules/librobustirc.so": "robust",
+		"out/lib/irssi/modules/perl/b.pm":       "robust b",
+		"out/lib/irssi/modules/perl/c.pm":       "robust c",
+		"out/lib/irssi/modules/extra/x/y.so":    "robust y",
+	}, union())
+	mkpkg(t, store, "irssi-zz-amd64-1-1", map[string]string{
+		"out/lib/irssi/modules/extra/x/z.so": "zz z",
+		"out/lib/irssi/modules/extra/x/y.so": "zz y",
+	}, union())
 	srv, mnt, _ := mountStore(t, store)
 	modules := filepath.Join(mnt, host, "out/lib/irssi/modules")
 
 	// At mount.
-	if diff := cmp.Diff([]string{"libcore.so", "librobustirc.so"}, names(t, modules)); diff != "" {
+	if diff := cmp.Diff([]string{"extra", "libcore.so", "librobustirc.so", "perl"}, names(t, modules)); diff != "" {
 		t.Errorf("ls %s at mount mismatch (-want +got):\n%s", modules, diff)
 	}
 	if b, err := os.ReadFile(filepath.Join(modules, "librobustirc.so")); err != nil || string(b) != "robust" {
 		t.Errorf("read the plugin through the host = %q, %v", b, err)
+	}
+	// Subdirectories merge too: the host's entries win, then plugins in
+	// <name>-<arch> order, in a directory of the host's and in one only
+	// plugins have.
+	for dir, want := range map[string]map[string]string{
+		"perl":    {"a.pm": "host a", "b.pm": "host b", "c.pm": "robust c"},
+		"extra/x": {"y.so": "robust y", "z.so": "zz z"},
+	} {
+		d := filepath.Join(modules, dir)
+		var wantNames []string
+		for name, content := range want {
+			wantNames = append(wantNames, name)
+			if b, err := os.ReadFile(filepath.Join(d, name)); err != nil || string(b) != content {
+				t.Errorf("read %s/%s = %q, %v, want %q", d, name, b, err, content)
+			}
+		}
+		slices.Sort(wantNames)
+		if diff := cmp.Diff(wantNames, names(t, d)); diff != "" {
+			t.Errorf("ls %s mismatch (-want +got):\n%s", d, diff)
+		}
 	}
 
 	// A plugin installed later; its file was looked up (and missed)
@@ -549,15 +583,22 @@ func TestRuntimeUnion(t *testing.T) {
 	if _, err := os.Stat(late); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("stat %s before install = %v", late, err)
 	}
-	mkpkg(t, store, "irssi-late-amd64-1-1", map[string]string{"out/lib/irssi/modules/liblate.so": "late"}, union())
+	mkpkg(t, store, "irssi-late-amd64-1-1", map[string]string{
+		"out/lib/irssi/modules/liblate.so":   "late",
+		"out/lib/irssi/modules/perl/late.pm": "late pm",
+	}, union())
 	if err := srv.Rescan(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"libcore.so", "liblate.so", "librobustirc.so"}, names(t, modules)); diff != "" {
+	if diff := cmp.Diff([]string{"extra", "libcore.so", "liblate.so", "librobustirc.so", "perl"}, names(t, modules)); diff != "" {
 		t.Errorf("ls %s after installing a plugin mismatch (-want +got):\n%s", modules, diff)
 	}
 	if b, err := os.ReadFile(late); err != nil || string(b) != "late" {
 		t.Errorf("read %s after install = %q, %v", late, b, err)
+	}
+	perl := filepath.Join(modules, "perl") // listed before
+	if diff := cmp.Diff([]string{"a.pm", "b.pm", "c.pm", "late.pm"}, names(t, perl)); diff != "" {
+		t.Errorf("ls %s after installing a plugin mismatch (-want +got):\n%s", perl, diff)
 	}
 
 	// And removed again.
@@ -565,11 +606,14 @@ func TestRuntimeUnion(t *testing.T) {
 	if err := srv.Rescan(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"libcore.so", "librobustirc.so"}, names(t, modules)); diff != "" {
+	if diff := cmp.Diff([]string{"extra", "libcore.so", "librobustirc.so", "perl"}, names(t, modules)); diff != "" {
 		t.Errorf("ls %s after removing a plugin mismatch (-want +got):\n%s", modules, diff)
 	}
 	if _, err := os.Stat(late); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("stat %s after removal = %v, want not exist", late, err)
+	}
+	if diff := cmp.Diff([]string{"a.pm", "b.pm", "c.pm"}, names(t, perl)); diff != "" {
+		t.Errorf("ls %s after removing a plugin mismatch (-want +got):\n%s", perl, diff)
 	}
 }
 

@@ -20,6 +20,9 @@ import (
 type imageNode struct {
 	fs.Inode
 	img *image
+	// pkg is the package of /ro/<pkg>/ the node is in: img's, or, for an
+	// entry a runtime union plugin provides, the host's.
+	pkg string
 	sq  squashfs.Inode // unused for the package root, which is resolved when the image is opened
 	// root marks /ro/<full> itself, whose inode number is fixed
 	// before the image is opened (see image.gen).
@@ -51,7 +54,7 @@ var (
 
 // newPkgRoot returns the node of /ro/<full>, opening the image.
 func newPkgRoot(ctx context.Context, parent *fs.Inode, img *image, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	n := &imageNode{img: img, root: true, pin: true}
+	n := &imageNode{img: img, pkg: img.full, root: true, pin: true}
 	if errno := n.getattr(&out.Attr); errno != 0 {
 		return nil, errno
 	}
@@ -90,44 +93,59 @@ func (n *imageNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.Attr
 }
 
 func (n *imageNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	r, errno := n.img.acquire()
-	if errno != 0 {
-		return nil, errno
+	srcs := n.srv().tree.Load().unionSources(n.pkg, n.path)
+	if srcs == nil {
+		return n.lookupIn(ctx, n.img, name, out)
 	}
-	defer n.img.release()
-	p := path.Join(n.path, name)
-	sq, err := r.Lookup(n.inode(r), name)
-	if err == nil {
-		return n.child(ctx, n.img, r, sq, p, out)
-	}
-	if !errors.Is(err, iofs.ErrNotExist) {
-		return nil, n.img.fail("lookup /"+p, err)
-	}
-	// A runtime union: plugins' entries of the same directory, in
-	// priority order, behind the host's own.
-	for _, plug := range n.srv().tree.Load().unionPlugins(n.img.full, n.path) {
-		if ch, errno := n.pluginLookup(ctx, plug, name, out); errno == 0 {
-			return ch, 0
+	// A runtime union: the host's entry, else the first plugin's, in
+	// priority order. Another plugin that fails is skipped; the host or
+	// the node's own image failing fails the lookup.
+	for i, img := range srcs {
+		ch, errno := n.lookupIn(ctx, img, name, out)
+		if errno == 0 || (errno != syscall.ENOENT && (i == 0 || img == n.img)) {
+			return ch, errno
 		}
 	}
 	return nil, syscall.ENOENT
 }
 
-func (n *imageNode) pluginLookup(ctx context.Context, plug *image, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
-	r, errno := plug.acquire()
+// lookupIn looks name up in the directory of img at the node's path.
+func (n *imageNode) lookupIn(ctx context.Context, img *image, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	r, errno := img.acquire()
 	if errno != 0 {
 		return nil, errno
 	}
-	defer plug.release()
-	dir, err := r.LookupPath(n.path)
-	if err != nil {
-		return nil, syscall.ENOENT
+	defer img.release()
+	p := path.Join(n.path, name)
+	dir, errno := n.dirIn(img, r)
+	if errno != 0 {
+		return nil, errno
 	}
 	sq, err := r.Lookup(dir, name)
 	if err != nil {
-		return nil, syscall.ENOENT
+		if errors.Is(err, iofs.ErrNotExist) {
+			return nil, syscall.ENOENT
+		}
+		return nil, img.fail("lookup /"+p, err)
 	}
-	return n.child(ctx, plug, r, sq, path.Join(n.path, name), out)
+	return n.child(ctx, img, r, sq, p, out)
+}
+
+// dirIn returns the directory at the node's path in img (read with r):
+// the node's own inode, or, for the other images of a runtime union,
+// looked up by path (ENOENT where img has no such directory).
+func (n *imageNode) dirIn(img *image, r *squashfs.Reader) (squashfs.Inode, syscall.Errno) {
+	if img == n.img {
+		return n.inode(r), 0
+	}
+	dir, err := r.LookupPath(n.path)
+	if err != nil {
+		if errors.Is(err, iofs.ErrNotExist) {
+			return dir, syscall.ENOENT
+		}
+		return dir, img.fail("lookup /"+n.path, err)
+	}
+	return dir, 0
 }
 
 // child makes the node for inode sq (at path p) of img.
@@ -137,63 +155,55 @@ func (n *imageNode) child(ctx context.Context, img *image, r *squashfs.Reader, s
 		return nil, img.fail("stat /"+p, err)
 	}
 	imageAttr(&out.Attr, img, st)
-	ch := &imageNode{img: img, sq: sq, path: p, size: st.Size, pin: img != n.img}
+	ch := &imageNode{img: img, pkg: n.pkg, sq: sq, path: p, size: st.Size, pin: img != n.img}
 	return n.NewInode(ctx, ch, fs.StableAttr{Mode: typeBits(st.Mode), Ino: img.ino(st.Ino)}), 0
 }
 
 func (n *imageNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	r, errno := n.img.acquire()
-	if errno != 0 {
-		return nil, 0, errno
-	}
-	defer n.img.release()
 	self := n.StableAttr().Ino
 	parent := self
 	if _, p := n.Parent(); p != nil {
 		parent = p.StableAttr().Ino
 	}
+	srcs := n.srv().tree.Load().unionSources(n.pkg, n.path)
+	if srcs == nil {
+		srcs = []*image{n.img}
+	}
+	// A runtime union lists each name once, for the entry Lookup finds:
+	// the host's, else the first plugin's.
 	var list []fuse.DirEntry
-	add := func(img *image) func(e squashfs.DirEntry) bool {
-		return func(e squashfs.DirEntry) bool {
-			list = append(list, fuse.DirEntry{Name: e.Name, Mode: typeBits(e.Type), Ino: img.ino(e.Ino)})
-			return true
+	seen := map[string]bool{}
+	for i, img := range srcs {
+		r, errno := img.acquire()
+		if errno != 0 {
+			if i == 0 {
+				return nil, 0, errno
+			}
+			continue
 		}
-	}
-	if err := r.ReadDir(n.inode(r), 0, add(n.img)); err != nil {
-		return nil, 0, n.img.fail("readdir /"+n.path, err)
-	}
-	if plugs := n.srv().tree.Load().unionPlugins(n.img.full, n.path); len(plugs) > 0 {
-		list = n.appendPlugins(list, plugs)
+		dir, errno := n.dirIn(img, r)
+		if errno == 0 {
+			err := r.ReadDir(dir, 0, func(e squashfs.DirEntry) bool {
+				if len(srcs) > 1 {
+					if seen[e.Name] {
+						return true
+					}
+					seen[e.Name] = true
+				}
+				list = append(list, fuse.DirEntry{Name: e.Name, Mode: typeBits(e.Type), Ino: img.ino(e.Ino)})
+				return true
+			})
+			if err != nil {
+				errno = img.fail("readdir /"+n.path, err)
+			}
+		}
+		img.release()
+		if errno != 0 && (img == n.img || (i == 0 && errno != syscall.ENOENT)) {
+			return nil, 0, errno
+		}
 	}
 	ld := newListDir(self, parent, list)
 	return &ld, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
-}
-
-// appendPlugins adds the entries of the union plugins' directories to
-// list, skipping names already listed: a name is listed once, for the
-// entry Lookup finds.
-func (n *imageNode) appendPlugins(list []fuse.DirEntry, plugs []*image) []fuse.DirEntry {
-	seen := make(map[string]bool, len(list))
-	for _, e := range list {
-		seen[e.Name] = true
-	}
-	for _, plug := range plugs {
-		r, errno := plug.acquire()
-		if errno != 0 {
-			continue
-		}
-		if dir, err := r.LookupPath(n.path); err == nil {
-			r.ReadDir(dir, 0, func(e squashfs.DirEntry) bool {
-				if !seen[e.Name] {
-					seen[e.Name] = true
-					list = append(list, fuse.DirEntry{Name: e.Name, Mode: typeBits(e.Type), Ino: plug.ino(e.Ino)})
-				}
-				return true
-			})
-		}
-		plug.release()
-	}
-	return list
 }
 
 func (n *imageNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {

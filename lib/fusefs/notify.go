@@ -132,6 +132,11 @@ func (s *Server) notifyEntry(parent *gofs.Inode, name string) {
 func (s *Server) invalidateBelow(n *gofs.Inode) {
 	for name, ch := range n.Children() {
 		s.invalidateBelow(ch)
+		if ch.IsDir() {
+			// In case it stays in use (a working directory): its
+			// listing may change too (a runtime union's).
+			ch.NotifyContent(0, 0)
+		}
 		if errno := n.NotifyEntry(name); errno != 0 && errno != syscall.ENOENT {
 			s.debugf("invalidate %q: %v", name, errno)
 		}

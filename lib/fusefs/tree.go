@@ -265,3 +265,34 @@ func (t *tree) unionPlugins(host, dir string) []*image {
 	}
 	return nil
 }
+
+// unionSources returns the images whose directory p (a path in an image,
+// e.g. out/lib/irssi/modules/foo) is merged into host's, in priority
+// order: host first, then the plugins of every runtime union directory
+// that is p or above it. nil: p is in no runtime union. The merge is
+// recursive: subdirectories of the same path merge too.
+func (t *tree) unionSources(host, p string) []*image {
+	m := t.unions[host]
+	if len(m) == 0 {
+		return nil
+	}
+	var dirs []string
+	for d := range m {
+		if p == d || strings.HasPrefix(p, d+"/") {
+			dirs = append(dirs, d)
+		}
+	}
+	if dirs == nil {
+		return nil
+	}
+	slices.Sort(dirs)
+	srcs := []*image{t.pkgs[host]}
+	for _, d := range dirs {
+		for _, plug := range m[d] {
+			if !slices.Contains(srcs, plug) {
+				srcs = append(srcs, plug)
+			}
+		}
+	}
+	return srcs
+}
