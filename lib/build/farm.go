@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"distri.dev/distri/lib/elfdeps"
 	"distri.dev/distri/lib/pb"
+	"distri.dev/distri/lib/pkgname"
 )
 
 // The lib/ farm and the pinned loader (as in the original distri): every
@@ -393,4 +395,62 @@ func (res *resolver) pkgConfigNeeds(o *output, n *needs) error {
 		}
 	}
 	return nil
+}
+
+// metaClosure adds to deps (with images, full name → image) what their
+// metas name as runtime deps beyond their recipes' runtime_dep: what the
+// packaging found their files to need (a library a source-built
+// dependency links). Those are built first if missing; a package that
+// has no recipe but is in the repository (a split package, a package
+// built elsewhere) is taken from there. It returns deps sorted by name.
+func (b *Builder) metaClosure(ctx context.Context, r *Recipe, deps []*Recipe, images map[string]string) ([]*Recipe, error) {
+	have := map[string]bool{}
+	for _, d := range deps {
+		have[d.FullName()] = true
+	}
+	for i := 0; i < len(deps); i++ {
+		from := deps[i].FullName()
+		m, err := pb.ReadMetaFile(strings.TrimSuffix(images[from], ".squashfs") + ".meta.textproto")
+		if err != nil {
+			return nil, err
+		}
+		for _, full := range m.GetRuntimeDep() {
+			if have[full] {
+				continue
+			}
+			have[full] = true
+			dr, img, err := b.repoOrRecipe(ctx, r, full)
+			if err != nil {
+				return nil, fmt.Errorf("%s, a runtime dep of %s: %w", full, from, err)
+			}
+			images[full] = img
+			deps = append(deps, dr)
+		}
+	}
+	sortRecipes(deps)
+	return deps, nil
+}
+
+// repoOrRecipe returns the package full (a full name) from the
+// repository if it is there, else built from its recipe.
+func (b *Builder) repoOrRecipe(ctx context.Context, r *Recipe, full string) (*Recipe, string, error) {
+	n, err := pkgname.Parse(full)
+	if err != nil {
+		return nil, "", err
+	}
+	img := filepath.Join(b.opts.RepoDir, "pkg", full+".squashfs")
+	if _, err := os.Stat(img); err == nil {
+		if _, err := os.Stat(strings.TrimSuffix(img, ".squashfs") + ".meta.textproto"); err == nil {
+			return &Recipe{Name: n.Pkg, Build: &pb.Build{Version: new(n.Version())}}, img, nil
+		}
+	}
+	dr, err := lookup(r, full)
+	if err != nil {
+		return nil, "", err
+	}
+	if dr.FullName() != full {
+		return nil, "", fmt.Errorf("the recipe %s is version %s", dr.File, dr.GetVersion())
+	}
+	img, err = b.ensureBuilt(ctx, dr)
+	return dr, img, err
 }

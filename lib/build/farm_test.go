@@ -150,13 +150,16 @@ func libgreetRecipe(t *testing.T, pkgs, version, letter string) {
 	t.Helper()
 	tb, sum := tarball(t, filepath.Join(t.TempDir(), "libgreet-"+version+".tar.gz"), map[string]string{
 		"configure": configureScript,
-		"greet.c":   `const char *greet_version(void) { return "` + letter + `"; }` + "\n",
-		"greet.h":   "const char *greet_version(void);\n",
-		"greet.pc":  "Name: greet\nDescription: greetings\nVersion: " + version + "\nRequires.private: libxcrypt >= 4\nLibs: -lgreet\n",
+		// It links a library of a dependency the programs linking it do
+		// not declare: their builds need it through libgreet's meta.
+		"greet.c": "const char *sqlite3_libversion(void);\n" +
+			`const char *greet_version(void) { return sqlite3_libversion()[0] ? "` + letter + `" : "?"; }` + "\n",
+		"greet.h":  "const char *greet_version(void);\n",
+		"greet.pc": "Name: greet\nDescription: greetings\nVersion: " + version + "\nRequires.private: libxcrypt >= 4\nLibs: -lgreet\n",
 		"Makefile": `include config.mk
 all: libgreet.so.1
 libgreet.so.1: greet.c
-	$(CC) -shared -fPIC -Wl,-soname,libgreet.so.1 $(LDFLAGS) -o $@ greet.c
+	$(CC) -shared -fPIC -Wl,-soname,libgreet.so.1 $(LDFLAGS) -o $@ greet.c -l:libsqlite3.so.0
 install:
 	mkdir -p $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	cp libgreet.so.1 $(DESTDIR)$(PREFIX)/lib/
@@ -168,6 +171,7 @@ install:
 	write(t, filepath.Join(pkgs, "libgreet", "build.textproto"), []byte(`source: "`+tb+`"
 hash: "`+sum+`"
 version: "`+version+`-1"
+dep: "libsqlite3-0"
 cbuilder: {}
 split_package: {
   name: "libgreet-dev"
@@ -269,7 +273,7 @@ cbuilder: {}
 		})
 	}
 	gm := metaOf(greeter.FullName())
-	for _, want := range []string{"libgreet", "libc6", "bash"} {
+	for _, want := range []string{"libgreet", "libc6", "bash", "libsqlite3-0"} {
 		if !hasDep(gm, want) {
 			t.Errorf("greeter runtime_dep %q lacks %s", gm.GetRuntimeDep(), want)
 		}
@@ -313,6 +317,9 @@ cbuilder: {}
 	gdir := filepath.Join(ro.dir, greeter.FullName())
 	if l, err := os.Readlink(filepath.Join(gdir, "lib", "libgreet.so.1")); err != nil || l != "/ro/"+libA.FullName()+"/out/lib/libgreet.so.1" {
 		t.Errorf("lib/libgreet.so.1 → %q (%v), want /ro/%s/out/lib/libgreet.so.1", l, err, libA.FullName())
+	}
+	if l, err := os.Readlink(filepath.Join(gdir, "lib", "libsqlite3.so.0")); err != nil || !strings.HasPrefix(l, "/ro/libsqlite3-0-amd64-") {
+		t.Errorf("lib/libsqlite3.so.0 (needed by libgreet.so.1) → %q (%v), want libsqlite3-0's", l, err)
 	}
 	if l, err := os.Readlink(filepath.Join(gdir, "lib", "libc.so.6")); err != nil || !strings.HasPrefix(l, "/ro/libc6-amd64-") {
 		t.Errorf("lib/libc.so.6 → %q (%v), want libc6's", l, err)

@@ -7,13 +7,16 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"distri.dev/distri/lib/loopdev"
 	"distri.dev/distri/lib/pb"
 	"distri.dev/distri/lib/sandbox"
 )
@@ -107,7 +110,12 @@ func depSet(r *Recipe) ([]*Recipe, error) {
 // sortRecipes sorts by package name, the order in which the exchange
 // farms are assembled (the first package providing a path wins).
 func sortRecipes(rs []*Recipe) {
-	slices.SortFunc(rs, func(a, b *Recipe) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(rs, func(a, b *Recipe) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.FullName(), b.FullName()) // two versions: deterministic
+	})
 }
 
 // imagePath returns where the image of r lives in the repository.
@@ -149,8 +157,8 @@ type roTree struct {
 func (t *roTree) close() error {
 	var errs []error
 	for i := len(t.mounts) - 1; i >= 0; i-- {
-		if out, err := exec.Command("umount", t.mounts[i]).CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("umount %s: %v: %s", t.mounts[i], err, strings.TrimSpace(string(out))))
+		if err := unix.Unmount(t.mounts[i], 0); err != nil {
+			errs = append(errs, fmt.Errorf("umount %s: %w", t.mounts[i], err))
 		}
 	}
 	t.mounts = nil
@@ -166,18 +174,41 @@ func assembleRO(ctx context.Context, dir string, deps []*Recipe, images map[stri
 			t.close()
 		}
 	}()
-	for _, r := range deps {
+	// The kernel mounts them (lib/loopdev: a few system calls each, no
+	// mount(8)), several at once.
+	mounted := make([]bool, len(deps))
+	errs := make([]error, len(deps))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, r := range deps {
 		full := r.FullName()
 		mp := filepath.Join(dir, full)
-		if err := os.MkdirAll(mp, 0o755); err != nil {
-			return nil, err
-		}
-		out, err := exec.CommandContext(ctx, "mount", "-t", "squashfs", "-o", "loop,ro", images[full], mp).CombinedOutput()
-		if err != nil {
-			return nil, fmt.Errorf("mount %s: %v: %s", images[full], err, strings.TrimSpace(string(out)))
-		}
-		t.mounts = append(t.mounts, mp)
 		t.fulls = append(t.fulls, full)
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := os.MkdirAll(mp, 0o755); err != nil {
+				errs[i] = err
+				return
+			}
+			if err := loopdev.Attach(images[full], mp, "distri-build:"+full); err != nil {
+				errs[i] = fmt.Errorf("mount %s: %w", images[full], err)
+				return
+			}
+			mounted[i] = true
+		})
+	}
+	wg.Wait()
+	for i, r := range deps {
+		if mounted[i] {
+			t.mounts = append(t.mounts, filepath.Join(dir, r.FullName()))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	// Conflicts: deps hold one package per name, sorted by name, so the
 	// first package providing a path (the lexicographically smallest
@@ -287,6 +318,9 @@ func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe) (_ string, err 
 			return "", fail("dependency "+dr.Name, err)
 		}
 		images[dr.FullName()] = img
+	}
+	if deps, err = b.metaClosure(ctx, r, deps, images); err != nil {
+		return "", fail("dependencies", err)
 	}
 	start = time.Now()
 	ro, err := assembleRO(ctx, filepath.Join(tmp, "ro"), deps, images)
