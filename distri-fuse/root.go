@@ -33,8 +33,11 @@ MOUNTPOINT shows:
 
 SIGHUP or "distri-fuse ctl rescan" make the daemon rescan the store.
 
-Run as root, file reads use FUSE passthrough where the kernel offers it:
-the kernel reads the image itself and the daemon is out of the data path.
+The kernel opens files and directories without asking the daemon and
+keeps what it read in its caches: a cached package is read and listed at
+the kernel's own speed. With --passthrough, every open goes to the daemon,
+which (as root, where the kernel offers FUSE passthrough) lets the kernel
+read files of 128 KiB or more from its own mount of the image.
 
 Examples:
   % distri-fuse --store /roimg /ro

@@ -33,16 +33,44 @@
 //
 // # Reads
 //
-// Where the kernel offers FUSE passthrough and the daemon runs as root,
-// opening a file of 128 KiB or more hands the kernel a backing file and
-// the daemon sees no reads: the image is mounted by the kernel's squashfs
-// driver on a loop device (when such a file of it is first opened), as a
-// detached mount (fsmount(2)) that is in no mount table, and the file is
-// opened there. Smaller files are read by the daemon in one request,
-// which costs less than setting up the backing file, and stay in the page
-// cache (FOPEN_KEEP_CACHE). Elsewhere (a kernel without passthrough, such as 6.1 with FUSE 7.38;
-// not root; an image the kernel rejects) the daemon answers reads with
-// lib/squashfs. [Options.DisablePassthrough] forces that path.
+// By default the daemon is not asked to open anything: the first OPEN
+// and OPENDIR are answered with ENOSYS (FUSE's no-open and no-opendir
+// support), and from then on the kernel opens files and directories by
+// itself, sends READ and READDIRPLUS without a file handle, and keeps
+// file pages and directory listings in its caches across opens (its
+// default for handle-less files). Together with entries and attributes
+// cached for good, walking and reading a package whose pages are cached
+// costs no round trip at all; the first read of a file costs one READ
+// per 128 KiB, answered with lib/squashfs. FLUSH is answered with ENOSYS
+// too, so close(2) costs nothing.
+//
+// [Options.Passthrough] (distri-fuse --passthrough) asks for the other
+// way: every open is an OPEN, and where the kernel offers FUSE
+// passthrough and the daemon runs as root, a file of 128 KiB or more is
+// handed to the kernel as a backing file and the daemon sees no reads:
+// the image is mounted by the kernel's squashfs driver on a loop device
+// (when such a file of it is first opened), as a detached mount
+// (fsmount(2)) that is in no mount table, and the file is opened there.
+// Smaller files are read by the daemon and kept in the page cache
+// (FOPEN_KEEP_CACHE). Passthrough is not the default because it needs
+// an OPEN and a RELEASE round trip for every open(2), which costs more
+// than it saves: the page cache serves warm reads at the kernel's speed
+// either way, and for cold reads the daemon's reads measured faster than
+// the detached mount's (which reads the image's metadata a second time,
+// through the loop device). A kernel without no-open support (before
+// FUSE 7.23) gets OPEN requests and daemon reads.
+//
+// # Open files of removed packages
+//
+// With OPEN, an open file holds its image open. Without, the daemon does
+// not see which files are open, but the kernel keeps the node of an open
+// file, and of every directory above it up to /ro/<full>, until it is
+// done with it. So the package root's node pins its image
+// (imageNode.OnAdd/OnForget), and so does the top node of a runtime union
+// plugin's entries. When a package is removed, the rescan invalidates
+// every entry of it the kernel knows; each is dropped from the kernel's
+// cache once unused, the kernel forgets the nodes (FORGET), and the image
+// is closed with the last of them.
 //
 // # Decisions
 //
@@ -73,7 +101,18 @@
 //     file pages too: images never change, and every change to the virtual
 //     parts comes with a notification. Virtual nodes keep their inode
 //     numbers across rescans while they are unchanged, so their caches
-//     survive; a symlink whose target changes is a new inode.
+//     survive; a symlink whose target changes is a new inode. POSIX ACLs
+//     are enabled (the images have none) only so that the kernel caches
+//     their absence per inode instead of asking on every ls -l.
+//   - Extended attributes are not cached by the kernel: ls -l asks for
+//     security.selinux once per entry, a round trip each. The kernel stops
+//     asking only if GETXATTR answers ENOSYS once, for every attribute of
+//     the mount, which would lose security.capability (file capabilities
+//     of programs in packages). So the round trip stays, and is answered
+//     without touching the image where the inode has no xattrs.
+//   - Directory offsets are hashes of the names (see readdir.go), so a
+//     listing read in several READDIRs across a rescan neither repeats nor
+//     skips a name.
 //   - Inode numbers: images' nodes are gen<<32 | squashfs inode number,
 //     gen counting images the daemon has opened, so hard links within an
 //     image share an inode and a package removed and installed again never
@@ -88,8 +127,9 @@
 //     original) is merged into the same directory of its host package (a
 //     full name, as the original's pkg). Only the newest revision of each
 //     plugin takes part, plugins in <name>-<arch> order; the host's own
-//     entries win, and a name is listed once. The merge is one level: the
-//     plugins' subdirectories are served as they are, not merged.
+//     entries win, and a name is listed once. The merge is recursive: a
+//     subdirectory that the host and plugins (or several plugins) have is
+//     merged the same way.
 //   - A corrupt image (one lib/squashfs rejects) makes its package answer
 //     EIO, logged once with its name; the rest of /ro is unaffected.
 //   - statfs: used = the images' total size, available = the store file

@@ -6,6 +6,7 @@ import (
 	"io"
 	iofs "io/fs"
 	"path"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -35,6 +36,7 @@ type imageNode struct {
 	// pin: OnAdd holds the image open until OnForget (package roots
 	// and the top entries of runtime union plugins); pinned: it does.
 	pin, pinned bool
+	xattrs      atomic.Pointer[[]squashfs.Xattr] // once read
 }
 
 var (
@@ -220,29 +222,39 @@ func (n *imageNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (n *imageNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	r, errno := n.img.acquire()
+	xs, errno := n.xattrList()
 	if errno != 0 {
 		return 0, errno
-	}
-	defer n.img.release()
-	xs, err := r.Xattrs(n.inode(r))
-	if err != nil {
-		return 0, n.img.fail("xattrs /"+n.path, err)
 	}
 	return getxattr(xs, attr, dest)
 }
 
 func (n *imageNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	r, errno := n.img.acquire()
+	xs, errno := n.xattrList()
 	if errno != 0 {
 		return 0, errno
+	}
+	return listxattr(xs, dest)
+}
+
+// xattrList returns the node's extended attributes, read from the image
+// once: the kernel does not cache them, and ls -l asks for
+// security.selinux of every entry every time.
+func (n *imageNode) xattrList() ([]squashfs.Xattr, syscall.Errno) {
+	if xs := n.xattrs.Load(); xs != nil {
+		return *xs, 0
+	}
+	r, errno := n.img.acquire()
+	if errno != 0 {
+		return nil, errno
 	}
 	defer n.img.release()
 	xs, err := r.Xattrs(n.inode(r))
 	if err != nil {
-		return 0, n.img.fail("xattrs /"+n.path, err)
+		return nil, n.img.fail("xattrs /"+n.path, err)
 	}
-	return listxattr(xs, dest)
+	n.xattrs.Store(&xs)
+	return xs, 0
 }
 
 func (n *imageNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
