@@ -16,6 +16,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"distri.dev/distri/lib/sandbox"
 )
 
 type result struct {
@@ -26,6 +28,9 @@ type result struct {
 }
 
 func main() {
+	if sandbox.IsInit(os.Args[0]) {
+		sandbox.Init() // the build benchmark's sandboxes; does not return
+	}
 	rounds := flag.Int("rounds", 3, "rounds per benchmark; the median counts")
 	tree := flag.String("tree", filepath.Join(runtime.GOROOT()), "a large real directory tree to use as input")
 	only := flag.String("only", "", "run only benchmarks whose name contains this")
@@ -46,6 +51,7 @@ func main() {
 		{"install", benchInstall},
 		{"fuse", benchFuse},
 		{"initramfs", benchInitramfs},
+		{"build", benchBuild},
 	} {
 		if *only != "" && !strings.Contains(b.name, *only) {
 			continue
