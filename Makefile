@@ -20,9 +20,10 @@ CMDS := distri distri-build distri-install distri-fuse distri-mkimage distri-ini
 DEBS := squashfs-tools squashfuse fuse3 util-linux xz-utils zstd lz4 minisign nginx-light cryptsetup-bin \
 	qemu-system-x86 qemu-utils ovmf kmod fdisk cpio e2fsprogs grub-pc-bin grub-common
 
-# The benchmarks' peers: Debian's initramfs generators, and apt/dpkg
-# installing into a debootstrap'ed chroot from a loopback repository.
-BENCH_DEBS := initramfs-tools-core dracut-core debootstrap dpkg-dev apt-utils curl
+# The benchmarks' peers: Debian's initramfs generators, apt/dpkg
+# installing into a debootstrap'ed chroot from a loopback repository, and
+# mkfs.fat and mtools assembling a disk image's ESP.
+BENCH_DEBS := initramfs-tools-core dracut-core debootstrap dpkg-dev apt-utils curl dosfstools mtools
 
 # How long CI fuzzes the SquashFS reader.
 FUZZTIME ?= 30s

@@ -63,6 +63,7 @@ func TestCommands(t *testing.T) {
 		{name: "update", args: append(g, "update")},
 		{name: "remove", args: append(g, "remove", "hello"), wantOut: "hello-amd64-2.12-3\n"},
 		{name: "gc", args: append(g, "gc"), wantOut: "libc-amd64-1-2\n"},
+		{name: "verbose install", args: append(g, "-v", "hello"), wantOut: "hello-amd64-2.12-3\nlibc-amd64-1-2\n", wantErr: "distri-install: fetch 2 packages (0.0 MiB): "},
 		{name: "remove nothing", args: append(g, "remove"), wantCode: 2, wantErr: "requires at least 1 arg"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
