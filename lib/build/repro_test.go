@@ -11,22 +11,17 @@ import (
 	"distri.dev/distri/lib/sandbox"
 )
 
-// TestReproducible builds GNU hello (pkgs/hello) twice in the sandbox,
-// from different temporary directories, and wants byte-identical images
-// and meta files. Then it runs the built hello in a root holding nothing
-// but /ro (no /lib64, no /usr): the pinned loader, the lib/ farm and the
-// bin/ wrapper make it work from /ro/bin and from /ro/<full>/bin.
+// testReproducible builds GNU hello (pkgs/hello in helloDir) a second
+// time with b, which built it into img already, from another temporary
+// directory, and wants byte-identical image and meta files. Then it runs
+// the built hello in a root holding nothing but /ro (no /lib64, no
+// /usr): the pinned loader, the lib/ farm and the bin/ wrapper make it
+// work from /ro/bin and from /ro/<full>/bin.
 //
-// Cost: importing the toolchain (about 30 s) and two hello builds
-// (about 10 s each).
-func TestReproducible(t *testing.T) {
-	b, _ := newSandboxBuilder(t)
-	helloDir := filepath.Join("..", "..", "pkgs", "hello")
+// A subtest of TestBuildHelloSandbox, whose repository (the imported
+// toolchain) it shares. Cost: one hello build (about 10 s).
+func testReproducible(t *testing.T, b *Builder, helloDir, img string) {
 	hello, err := ReadRecipe(helloDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := b.Build(t.Context(), helloDir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"distri.dev/distri/lib/build/debian"
-	"distri.dev/distri/lib/build/source"
-	"distri.dev/distri/lib/distritest"
 	"distri.dev/distri/lib/pb"
 	"distri.dev/distri/lib/pkgname"
 	"distri.dev/distri/lib/sandbox"
@@ -28,24 +25,8 @@ func TestMain(m *testing.M) {
 // toolchain of pkgs/, then runs the built hello from its package in the
 // sandbox with only its runtime dependencies under /ro.
 func TestBuildHelloSandbox(t *testing.T) {
-	distritest.NeedRoot(t)
-	distritest.NeedTool(t, "mount")
-	distritest.NeedTool(t, "umount")
-	uris, err := debian.DefaultSources.ArchiveURIs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo := t.TempDir()
-	b, err := New(Options{
-		RepoDir: repo,
-		Fetcher: &source.Fetcher{CacheDir: filepath.Join(distritest.CacheDir(t), "sources"), ArchiveURIs: uris},
-		TempDir: t.TempDir(),
-		Check:   true,
-		Log:     t.Logf,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, repo := newSandboxBuilder(t)
+	b.opts.Check = true
 	helloDir := filepath.Join("..", "..", "pkgs", "hello")
 	start := time.Now()
 	img, err := b.Build(t.Context(), helloDir)
@@ -126,6 +107,8 @@ func TestBuildHelloSandbox(t *testing.T) {
 	if got, want := stdout.String(), "Hello, world!\n"; got != want {
 		t.Errorf("hello printed %q, want %q (stderr %q)", got, want, stderr.String())
 	}
+
+	t.Run("reproducible", func(t *testing.T) { testReproducible(t, b, helloDir, img) })
 }
 
 // A failing step names the recipe, the step and the log; nothing lands
@@ -134,17 +117,7 @@ func TestBuildHelloSandbox(t *testing.T) {
 // repo already).
 func testBuildFailure(t *testing.T, b *Builder, repo string) {
 	pkgs := filepath.Join(t.TempDir(), "pkgs")
-	entries, err := os.ReadDir(filepath.Join("..", "..", "pkgs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		rb, err := os.ReadFile(filepath.Join("..", "..", "pkgs", e.Name(), "build.textproto"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		write(t, filepath.Join(pkgs, e.Name(), "build.textproto"), rb)
-	}
+	copyRecipes(t, pkgs) // both layouts: pkgs/<name>/ and pkgs/<name>/<version>/
 	hello, err := os.ReadFile(filepath.Join(pkgs, "hello", "build.textproto"))
 	if err != nil {
 		t.Fatal(err)
