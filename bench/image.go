@@ -44,16 +44,8 @@ var imageBase = []string{"systemd-boot-efi", "bash", "coreutils", "util-linux", 
 // encrypted image has no peer here: cryptsetup needs dm-crypt to encrypt
 // data, which this host lacks.
 func benchImage(work, _ string, rounds int) ([]result, error) {
-	for _, tool := range []string{"mkfs.ext4", "debugfs", "sfdisk", "mkfs.fat", "mcopy", "mmd", "grub-mkimage"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return nil, fmt.Errorf("%s not in $PATH (apt-get install e2fsprogs fdisk dosfstools mtools grub-common grub-pc-bin)", tool)
-		}
-	}
-	cache, err := distritest.DefaultCacheDir()
-	if err != nil {
-		return nil, err
-	}
-	k, err := distritest.FetchDebianKernel(cache)
+	k, _, err := kernelAndTools("e2fsprogs fdisk dosfstools mtools grub-common grub-pc-bin",
+		"mkfs.ext4", "debugfs", "sfdisk", "mkfs.fat", "mcopy", "mmd", "grub-mkimage")
 	if err != nil {
 		return nil, err
 	}
@@ -413,3 +405,20 @@ func treeSize(dir string) (float64, int, error) {
 }
 
 func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+
+// kernelAndTools checks that the tools are in $PATH (debs is what to
+// apt-get install if not) and returns Debian's cloud kernel, fetched into
+// the test cache, and that cache.
+func kernelAndTools(debs string, tools ...string) (*distritest.Kernel, string, error) {
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, "", fmt.Errorf("%s not in $PATH (apt-get install %s)", tool, debs)
+		}
+	}
+	cache, err := distritest.DefaultCacheDir()
+	if err != nil {
+		return nil, "", err
+	}
+	k, err := distritest.FetchDebianKernel(cache)
+	return k, cache, err
+}

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"distri.dev/distri/lib/distritest"
 	"distri.dev/distri/lib/initramfs"
 )
 
@@ -27,16 +26,8 @@ import (
 // removed afterwards (and so is /boot/config-<release>). Needs initramfs-tools-core, dracut-core, kmod and
 // qemu-system-x86.
 func benchInitramfs(work, _ string, rounds int) ([]result, error) {
-	for _, tool := range []string{"mkinitramfs", "dracut", "depmod", "qemu-system-x86_64", "mkfs.ext4"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return nil, fmt.Errorf("%s not in $PATH (apt-get install initramfs-tools-core dracut-core kmod qemu-system-x86 e2fsprogs)", tool)
-		}
-	}
-	cache, err := distritest.DefaultCacheDir()
-	if err != nil {
-		return nil, err
-	}
-	k, err := distritest.FetchDebianKernel(cache)
+	k, cache, err := kernelAndTools("initramfs-tools-core dracut-core kmod qemu-system-x86 e2fsprogs",
+		"mkinitramfs", "dracut", "depmod", "qemu-system-x86_64", "mkfs.ext4")
 	if err != nil {
 		return nil, err
 	}
