@@ -37,6 +37,7 @@ type imageNode struct {
 	// and the top entries of runtime union plugins); pinned: it does.
 	pin, pinned bool
 	xattrs      atomic.Pointer[[]squashfs.Xattr] // once read
+	list        listCache                        // of a directory
 }
 
 var (
@@ -167,7 +168,18 @@ func (n *imageNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHan
 	if _, p := n.Parent(); p != nil {
 		parent = p.StableAttr().Ino
 	}
-	srcs := n.srv().tree.Load().unionSources(n.pkg, n.path)
+	t := n.srv().tree.Load()
+	ld, errno := n.list.get(t, func() (listDir, syscall.Errno) { return n.listing(t, self, parent) })
+	if errno != 0 {
+		return nil, 0, errno
+	}
+	return &ld, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+}
+
+// listing lists the directory for t: the image's entries, or a runtime
+// union's.
+func (n *imageNode) listing(t *tree, self, parent uint64) (listDir, syscall.Errno) {
+	srcs := t.unionSources(n.pkg, n.path)
 	if srcs == nil {
 		srcs = []*image{n.img}
 	}
@@ -179,7 +191,7 @@ func (n *imageNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHan
 		r, errno := img.acquire()
 		if errno != 0 {
 			if i == 0 {
-				return nil, 0, errno
+				return listDir{}, errno
 			}
 			continue
 		}
@@ -201,11 +213,10 @@ func (n *imageNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHan
 		}
 		img.release()
 		if errno != 0 && (img == n.img || (i == 0 && errno != syscall.ENOENT)) {
-			return nil, 0, errno
+			return listDir{}, errno
 		}
 	}
-	ld := newListDir(self, parent, list)
-	return &ld, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+	return newListDir(self, parent, list), 0
 }
 
 func (n *imageNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {

@@ -27,7 +27,8 @@ const (
 // and the .ctl symlink to the control socket.
 type rootNode struct {
 	fs.Inode
-	srv *Server
+	srv  *Server
+	list listCache
 }
 
 var (
@@ -60,12 +61,14 @@ func (n *rootNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) 
 
 func (n *rootNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	t := n.srv.tree.Load()
-	list := make([]fuse.DirEntry, 0, len(t.root.names)+1)
-	if n.srv.opts.CtlSocket != "" {
-		list = append(list, fuse.DirEntry{Name: ctlName, Mode: syscall.S_IFLNK, Ino: ctlIno})
-	}
-	list = appendEntries(list, &t.root)
-	return &rootDir{listDir: newListDir(rootIno, rootIno, list), root: n}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+	ld, _ := n.list.get(t, func() (listDir, syscall.Errno) {
+		list := make([]fuse.DirEntry, 0, len(t.root.names)+1)
+		if n.srv.opts.CtlSocket != "" {
+			list = append(list, fuse.DirEntry{Name: ctlName, Mode: syscall.S_IFLNK, Ino: ctlIno})
+		}
+		return newListDir(rootIno, rootIno, appendEntries(list, &t.root)), 0
+	})
+	return &rootDir{listDir: ld, root: n}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // rootDir is an open /ro. Its Lookup fills in the entries of a
@@ -135,6 +138,7 @@ type xdirNode struct {
 	fs.Inode
 	srv  *Server
 	path string // e.g. lib/pkgconfig
+	list listCache
 }
 
 var (
@@ -180,7 +184,9 @@ func (n *xdirNode) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHand
 			parentIno = pd.ino
 		}
 	}
-	ld := newListDir(d.ino, parentIno, appendEntries(make([]fuse.DirEntry, 0, len(d.names)), d))
+	ld, _ := n.list.get(t, func() (listDir, syscall.Errno) {
+		return newListDir(d.ino, parentIno, appendEntries(make([]fuse.DirEntry, 0, len(d.names)), d)), 0
+	})
 	return &ld, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 

@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -82,6 +83,32 @@ func nameOff(name string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(name))
 	return h.Sum64()>>2 + firstOff
+}
+
+// listCache keeps a directory node's listing, made for one tree: the
+// kernel reads a large directory in several READDIRs, each answered from
+// a listing of its own (see rawFS), and a listing of /ro/lib with a
+// thousand packages is worth making once, not once per READDIR.
+type listCache struct {
+	p atomic.Pointer[cachedListing]
+}
+
+type cachedListing struct {
+	t       *tree
+	entries []fuse.DirEntry // as in listDir; shared by the listDirs, which only read it
+}
+
+// get returns a listing for t: the cached one, or a new one from build
+// (returning a listing as newListDir does), which is then cached.
+func (c *listCache) get(t *tree, build func() (listDir, syscall.Errno)) (listDir, syscall.Errno) {
+	if cl := c.p.Load(); cl != nil && cl.t == t {
+		return listDir{entries: cl.entries}, 0
+	}
+	ld, errno := build()
+	if errno == 0 {
+		c.p.Store(&cachedListing{t: t, entries: ld.entries})
+	}
+	return ld, errno
 }
 
 // listDir is an open directory: its listing, taken when it was opened,
