@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 
 	"distri.dev/distri/lib/cli"
 	"distri.dev/distri/lib/image"
+	"distri.dev/distri/lib/rootfs"
 )
 
 type diskOptions struct {
@@ -30,15 +32,22 @@ type diskOptions struct {
 	bios           bool
 	grubDir        string
 	verbose        bool
+	tree           rootOptions // package mode: disk --repo R PKG...
 }
 
 func (o *diskOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&o.output, "output", "o", "", "image file to write (required)")
 	fs.StringVar(&o.size, "size", "8G", "image size: bytes or a number with K, M, G or T (the file is sparse unless encrypted)")
-	fs.StringVar(&o.root, "root", "", "prepared root file system tree (required); etc/fstab is written into it")
-	fs.StringVar(&o.kernel, "kernel", "", "vmlinuz with an EFI stub (required)")
-	fs.StringVar(&o.initramfs, "initramfs", "", "initramfs holding distri-init, e.g. from distri-mkimage initramfs (required)")
-	fs.StringVar(&o.systemdBoot, "systemd-boot", image.DefaultSystemdBoot, "systemd-boot EFI binary")
+	fs.StringVar(&o.root, "root", "", "prepared root file system tree (instead of packages); etc/fstab is written into it")
+	fs.StringVar(&o.kernel, "kernel", "", "vmlinuz with an EFI stub (with --root; default with packages: the kernel package's)")
+	fs.StringVar(&o.initramfs, "initramfs", "", "initramfs holding distri-init, e.g. from distri-mkimage initramfs (with --kernel)")
+	fs.StringVar(&o.systemdBoot, "systemd-boot", "", "systemd-boot EFI binary (default with packages: from systemd-boot-efi, else "+image.DefaultSystemdBoot+")")
+	fs.StringSliceVar(&o.tree.repos, "repo", nil, "repository to install the packages from, a URL or folder (repeatable)")
+	fs.StringSliceVar(&o.tree.pubkeys, "pubkey", nil, "public key trusted to sign the index (repeatable; default: distri.pub in a --repo folder)")
+	fs.StringSliceVar(&o.tree.imageRepos, "image-repo", nil, "repository URL the image's etc/distri/repos.d lists (default: --repo)")
+	fs.StringVar(&o.tree.init, "init", "", "distri-init binary to install as /init (default: distri-init next to this program)")
+	fs.StringVar(&o.tree.fuse, "fuse", "", "distri-fuse binary to install as /distri-fuse (default: distri-fuse next to this program)")
+	fs.StringVar(&o.tree.hostname, "hostname", rootfs.DefaultHostname, "etc/hostname")
 	fs.StringVar(&o.cmdline, "cmdline", "", "extra kernel command line, e.g. quiet")
 	fs.BoolVar(&o.serial, "serial", false, "use ttyS0 as the only console (VMs without a display)")
 	fs.BoolVar(&o.encrypt, "encrypt", false, "put the root into LUKS2, unlocked with a passphrase at boot")
@@ -73,20 +82,27 @@ Examples:
   % distri-mkimage disk -o distri.img --encrypt --passphrase-file pass.txt --root root/ \
         --kernel /boot/vmlinuz-6.1.0-56-cloud-amd64 --initramfs initramfs.img`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 0 {
-				return cli.Usagef("packages (%s) are not supported yet: pass a prepared root tree with --root", strings.Join(args, " "))
+			if (len(args) > 0) == (opts.root != "") {
+				return cli.Usagef("give either packages (with --repo) or a prepared tree (--root with --kernel and --initramfs)")
 			}
-			return runDisk(cmd.Context(), opts, stdio)
+			if len(args) == 0 && (opts.kernel == "" || opts.initramfs == "") {
+				return cli.Usagef("--root needs --kernel and --initramfs")
+			}
+			if len(args) > 0 && len(opts.tree.repos) == 0 {
+				return cli.Usagef("packages need --repo")
+			}
+			if (opts.kernel == "") != (opts.initramfs == "") {
+				return cli.Usagef("--kernel and --initramfs go together")
+			}
+			return runDisk(cmd.Context(), opts, args, stdio)
 		},
 	}
 	opts.addFlags(cmd.Flags())
-	for _, f := range []string{"output", "root", "kernel", "initramfs"} {
-		cmd.MarkFlagRequired(f)
-	}
+	cmd.MarkFlagRequired("output")
 	return cmd
 }
 
-func runDisk(ctx context.Context, opts diskOptions, stdio cli.Stdio) error {
+func runDisk(ctx context.Context, opts diskOptions, pkgs []string, stdio cli.Stdio) error {
 	size, err := parseSize(opts.size)
 	if err != nil {
 		return cli.Usagef("--size %q: %v", opts.size, err)
@@ -114,7 +130,7 @@ func runDisk(ctx context.Context, opts diskOptions, stdio cli.Stdio) error {
 	if opts.bios {
 		bios = &image.BIOSOptions{GrubDir: opts.grubDir}
 	}
-	if _, err := image.Disk(ctx, image.DiskOptions{
+	do := image.DiskOptions{
 		Output:      opts.output,
 		Size:        size,
 		Root:        opts.root,
@@ -128,7 +144,13 @@ func runDisk(ctx context.Context, opts diskOptions, stdio cli.Stdio) error {
 		Seed:        opts.seed,
 		BIOS:        bios,
 		Log:         logger,
-	}); err != nil {
+	}
+	if len(pkgs) == 0 {
+		_, err = image.Disk(ctx, do)
+	} else {
+		err = diskFromPackages(ctx, opts, pkgs, do, logger)
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdio.Out, opts.output)
@@ -158,4 +180,26 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("want a positive size like 8G")
 	}
 	return v * mult, nil
+}
+
+// diskFromPackages installs pkgs into a root tree and writes it as the
+// disk image (rootfs.Disk). Without --pubkey, each --repo folder's
+// distri.pub is trusted.
+func diskFromPackages(ctx context.Context, opts diskOptions, pkgs []string, do image.DiskOptions, logger *log.Logger) error {
+	tree := opts.tree
+	if len(tree.pubkeys) == 0 {
+		for _, r := range tree.repos {
+			if k := filepath.Join(r, "distri.pub"); !strings.Contains(r, "://") {
+				tree.pubkeys = append(tree.pubkeys, k)
+			}
+		}
+		if len(tree.pubkeys) == 0 {
+			return cli.Usagef("--pubkey is required for repositories that are not folders")
+		}
+	}
+	ro, err := tree.treeOptions(pkgs, logger)
+	if err != nil {
+		return err
+	}
+	return rootfs.Disk(ctx, ro, do)
 }

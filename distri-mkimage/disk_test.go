@@ -31,7 +31,9 @@ func TestDiskUsage(t *testing.T) {
 		want int
 	}{
 		{"no output", []string{"disk", "--root", dir, "--kernel", "k", "--initramfs", "i"}, 2},
-		{"packages", append(req, "base"), 2},
+		{"packages and --root", append(req, "base"), 2},
+		{"packages without --repo", []string{"disk", "-o", filepath.Join(dir, "x.img"), "base"}, 2},
+		{"--root without --kernel", []string{"disk", "-o", filepath.Join(dir, "x.img"), "--root", dir}, 2},
 		{"bad size", append(req, "--size", "8X"), 2},
 		{"encrypt without passphrase", append(req, "--encrypt"), 2},
 		{"passphrase without encrypt", append(req, "--passphrase-file", "p"), 2},
@@ -42,8 +44,8 @@ func TestDiskUsage(t *testing.T) {
 			if code != tt.want {
 				t.Errorf("distri-mkimage %v = exit %d, want %d; stderr:\n%s", tt.args, code, tt.want, errOut)
 			}
-			if tt.name == "packages" && !strings.Contains(errOut, "--root") {
-				t.Errorf("usage error for packages does not point to --root:\n%s", errOut)
+			if tt.name == "packages and --root" && !strings.Contains(errOut, "either packages") {
+				t.Errorf("usage error for packages and --root does not say to pick one:\n%s", errOut)
 			}
 		})
 	}

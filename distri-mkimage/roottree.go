@@ -64,36 +64,46 @@ Examples:
 	return cmd
 }
 
-func runRootTree(ctx context.Context, opts rootOptions, pkgs []string, stdio cli.Stdio) error {
-	for _, b := range []*string{&opts.init, &opts.fuse} {
+// treeOptions returns the rootfs options for opts, with distri-init and
+// distri-fuse next to this program unless given.
+func (o rootOptions) treeOptions(pkgs []string, logger *log.Logger) (rootfs.Options, error) {
+	for _, b := range []*string{&o.init, &o.fuse} {
 		if *b != "" {
 			continue
 		}
 		exe, err := os.Executable()
 		if err != nil {
-			return err
+			return rootfs.Options{}, err
 		}
 		name := "distri-init"
-		if b == &opts.fuse {
+		if b == &o.fuse {
 			name = "distri-fuse"
 		}
 		*b = filepath.Join(filepath.Dir(exe), name)
 	}
+	return rootfs.Options{
+		Dir:         o.output,
+		Packages:    pkgs,
+		Repos:       o.repos,
+		ImageRepos:  o.imageRepos,
+		PubKeyFiles: o.pubkeys,
+		Init:        o.init,
+		Fuse:        o.fuse,
+		Hostname:    o.hostname,
+		Log:         logger,
+	}, nil
+}
+
+func runRootTree(ctx context.Context, opts rootOptions, pkgs []string, stdio cli.Stdio) error {
 	var logger *log.Logger
 	if opts.verbose {
 		logger = log.New(stdio.Err, "distri-mkimage: ", 0)
 	}
-	if _, err := rootfs.Make(ctx, rootfs.Options{
-		Dir:         opts.output,
-		Packages:    pkgs,
-		Repos:       opts.repos,
-		ImageRepos:  opts.imageRepos,
-		PubKeyFiles: opts.pubkeys,
-		Init:        opts.init,
-		Fuse:        opts.fuse,
-		Hostname:    opts.hostname,
-		Log:         logger,
-	}); err != nil {
+	ro, err := opts.treeOptions(pkgs, logger)
+	if err != nil {
+		return err
+	}
+	if _, err := rootfs.Make(ctx, ro); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdio.Out, opts.output)

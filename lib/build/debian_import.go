@@ -25,7 +25,10 @@ import (
 //     the installed system;
 //   - every program in out/bin and out/sbin gets an entry bin/X, for now a
 //     symlink ../out/bin/X (../out/sbin/X); the wrappers that pin the
-//     loader and library farm come with the sandbox builders.
+//     loader and library farm come with the sandbox builders. A program
+//     that links to a bare name another package provides (gcc → gcc-12,
+//     as → x86_64-linux-gnu-as) gets bin/X → /bin/<name> instead, which
+//     the /ro/bin exchange directory resolves.
 func ImportDebian(src, dest string) error {
 	if _, err := os.Lstat(dest); err == nil {
 		return fmt.Errorf("import: %s already exists", dest)
@@ -127,7 +130,16 @@ func ImportDebian(src, dest string) error {
 			if _, err := os.Lstat(l); err == nil {
 				continue // bin/ wins over sbin/
 			}
-			if err := os.Symlink("../out/"+dir+"/"+e.Name(), l); err != nil {
+			target := "../out/" + dir + "/" + e.Name()
+			// A link to a bare name another package provides (binutils'
+			// as → x86_64-linux-gnu-as, gcc → gcc-12) dangles inside this
+			// package: its entry goes through the exchange directory.
+			if t, err := os.Readlink(filepath.Join(dest, "out", dir, e.Name())); err == nil && !strings.Contains(t, "/") {
+				if _, err := os.Lstat(filepath.Join(dest, "out", dir, t)); os.IsNotExist(err) {
+					target = "/bin/" + t
+				}
+			}
+			if err := os.Symlink(target, l); err != nil {
 				return err
 			}
 		}

@@ -106,6 +106,11 @@ type UEFIVMOptions struct {
 	Disk string
 	// MemoryMB defaults to 512.
 	MemoryMB int
+	// Disks are further raw images, attached read-only as virtio disks
+	// after Disk (/dev/vdb, …).
+	Disks []string
+	// CPUs defaults to 1.
+	CPUs int
 }
 
 // StartUEFIVM boots a disk image with OVMF (the code read-only, a
@@ -119,6 +124,9 @@ func StartUEFIVM(t testing.TB, opts UEFIVMOptions) *Console {
 	if opts.MemoryMB == 0 {
 		opts.MemoryMB = 512
 	}
+	if opts.CPUs == 0 {
+		opts.CPUs = 1
+	}
 	vars := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
 	b, err := os.ReadFile(ovmfVars)
 	if err != nil {
@@ -129,12 +137,15 @@ func StartUEFIVM(t testing.TB, opts UEFIVMOptions) *Console {
 	}
 	args := []string{
 		"-machine", "q35,accel=tcg", "-cpu", "max",
-		"-m", fmt.Sprint(opts.MemoryMB), "-smp", "1",
+		"-m", fmt.Sprint(opts.MemoryMB), "-smp", fmt.Sprint(opts.CPUs),
 		"-display", "none", "-vga", "none", "-monitor", "none",
 		"-serial", "stdio", "-no-reboot", "-nodefaults",
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + ovmfCode,
 		"-drive", "if=pflash,format=raw,unit=1,file=" + vars,
 		"-drive", "file=" + opts.Disk + ",if=virtio,format=raw",
+	}
+	for _, d := range opts.Disks {
+		args = append(args, "-drive", "file="+d+",if=virtio,format=raw,readonly=on")
 	}
 	return startConsole(t, qemu, args)
 }

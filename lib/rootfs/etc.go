@@ -26,6 +26,37 @@ ID=distri
 HOME_URL="https://distr1.org/"
 `
 
+// pamCommon are the /etc/pam.d/common-* files Debian's login and other
+// PAM programs include. On Debian, pam-auth-update writes them in
+// libpam-runtime's postinst; distri packages run no scripts, so the tree
+// has them: Unix passwords (pam_unix) only, as pam-auth-update's
+// defaults without other modules.
+var pamCommon = map[string]string{
+	"common-auth": "auth\t[success=1 default=ignore]\tpam_unix.so nullok\n" +
+		"auth\trequisite\tpam_deny.so\nauth\trequired\tpam_permit.so\n",
+	"common-account": "account\t[success=1 new_authtok_reqd=done default=ignore]\tpam_unix.so\n" +
+		"account\trequisite\tpam_deny.so\naccount\trequired\tpam_permit.so\n",
+	"common-password": "password\t[success=1 default=ignore]\tpam_unix.so obscure yescrypt\n" +
+		"password\trequisite\tpam_deny.so\npassword\trequired\tpam_permit.so\n",
+	"common-session": "session\t[default=1]\tpam_permit.so\nsession\trequisite\tpam_deny.so\n" +
+		"session\trequired\tpam_permit.so\nsession\trequired\tpam_unix.so\n",
+	"common-session-noninteractive": "session\t[default=1]\tpam_permit.so\nsession\trequisite\tpam_deny.so\n" +
+		"session\trequired\tpam_permit.so\nsession\trequired\tpam_unix.so\n",
+}
+
+// profile is /etc/profile (Debian's base-files copies its own in a
+// maintainer script). GCC_EXEC_PREFIX: gcc run from /ro/<gcc>/out/bin
+// looks for cc1 and its libraries relative to that package only, while
+// they are spread over several packages (cpp-12, libgcc-12-dev) that the
+// /usr/lib/gcc exchange directory merges.
+const profile = `PATH=/bin
+export PATH
+export GCC_EXEC_PREFIX=/usr/lib/gcc/
+if [ "$(id -u)" -eq 0 ]; then PS1='\h:\w# '; else PS1='\h:\w$ '; fi
+for f in /etc/profile.d/*.sh; do [ -r "$f" ] && . "$f"; done
+unset f
+`
+
 // writeEtc writes the tree's own /etc files.
 func writeEtc(opts Options, st *store.Store) error {
 	dir := opts.Dir
@@ -69,6 +100,14 @@ func writeEtc(opts Options, st *store.Store) error {
 		{"etc/fstab", 0o644, "# the root by label; distri-mkimage disk replaces this file with UUIDs\n" +
 			"LABEL=" + image.RootLabel + " / ext4 defaults 0 1\n"},
 		{"etc/distri/repos.d/distri.repo", 0o644, strings.Join(repos, "\n") + "\n"},
+		{"etc/profile", 0o644, profile},
+	}
+	for name, content := range pamCommon {
+		files = append(files, struct {
+			name    string
+			mode    os.FileMode
+			content string
+		}{"etc/pam.d/" + name, 0o644, content})
 	}
 	for _, f := range files {
 		p := filepath.Join(dir, f.name)

@@ -14,6 +14,8 @@
 //	share -> /ro/share      usr -> /           var/run -> /run
 //	lib64/ld-linux-x86-64.so.2 -> /ro/<newest glibc>/out/…/ld-linux-x86-64.so.2
 //	                        (lib64 -> /ro/lib64 when no glibc is installed)
+//	boot/vmlinuz-<release>  from a kernel package, with boot/initramfs-<release>.img
+//	                        made by lib/install with Init (see FindBootFiles)
 //	init                    distri-init (PID 1 of the booted system)
 //	distri-fuse             serves /roimg on /ro (initconfig.SystemFuse)
 //	etc/passwd group shadow root, password "peace" (SHA-512 crypt)
@@ -30,7 +32,7 @@
 //     lib/install then sees them as changed by the user and never
 //     overwrites them on updates.
 //   - /lib64 holds only the loader, pointing into the newest glibc
-//     package (by revision), not into the /ro/lib exchange directory:
+//     package (glibc, or libc6 imported from Debian; by revision), not into the /ro/lib exchange directory:
 //     the ELF interpreter path must resolve before anything else, and
 //     pinning it to one glibc keeps the loader and libc.so.6 matched.
 //   - Every entry's mtime is set to 2020-01-01 00:00:00 UTC, so that
@@ -129,6 +131,7 @@ func Make(ctx context.Context, opts Options) ([]string, error) {
 		Root:        opts.Dir,
 		Repos:       opts.Repos,
 		PubKeyFiles: opts.PubKeyFiles,
+		Init:        opts.Init,
 		Arch:        opts.Arch,
 		Client:      opts.Client,
 		Log:         opts.Log,
@@ -213,7 +216,7 @@ func linkLoader(dir string, st *store.Store) error {
 	}
 	var newest *pkgname.Name
 	for i, n := range pkgs {
-		if n.Pkg == "glibc" && n.Arch == "amd64" && (newest == nil || n.Rev > newest.Rev) {
+		if (n.Pkg == "glibc" || n.Pkg == "libc6") && n.Arch == "amd64" && (newest == nil || n.Rev > newest.Rev) {
 			newest = &pkgs[i]
 		}
 	}
