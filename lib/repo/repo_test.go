@@ -102,6 +102,18 @@ func TestIndex(t *testing.T) {
 	}
 }
 
+// encodingRecorder stores the Content-Encoding of a response as its
+// header is written: before the client can have read the body.
+type encodingRecorder struct {
+	http.ResponseWriter
+	saw *atomic.Value
+}
+
+func (e encodingRecorder) WriteHeader(code int) {
+	e.saw.Store(e.Header().Get("Content-Encoding"))
+	e.ResponseWriter.WriteHeader(code)
+}
+
 // TestIndexEncodings reads the index in every representation a server
 // may send: the mirror's zstd (with the decoded size in the frame
 // header, which sizes the buffer), zstd without it (older mirrors, other
@@ -150,10 +162,10 @@ func TestIndexEncodings(t *testing.T) {
 			var sawEnc atomic.Value
 			h := mirror.Handler(r.Dir)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-				h.ServeHTTP(w, req)
 				if strings.HasSuffix(req.URL.Path, "/index") {
-					sawEnc.Store(w.Header().Get("Content-Encoding"))
+					w = encodingRecorder{w, &sawEnc}
 				}
+				h.ServeHTTP(w, req)
 			}))
 			defer srv.Close()
 			c, err := repo.New(repo.Options{URL: srv.URL, Keys: []minisign.PublicKey{r.Pub()}, Encodings: repo.Compressed})
@@ -199,11 +211,11 @@ func TestFetchEncodings(t *testing.T) {
 			var sawEnc, sawAccept atomic.Value
 			h := mirror.Handler(r.Dir)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-				h.ServeHTTP(w, req)
 				if strings.HasSuffix(req.URL.Path, image) {
-					sawEnc.Store(w.Header().Get("Content-Encoding"))
 					sawAccept.Store(req.Header.Get("Accept-Encoding"))
+					w = encodingRecorder{w, &sawEnc}
 				}
+				h.ServeHTTP(w, req)
 			}))
 			defer srv.Close()
 			c, err := repo.New(repo.Options{URL: srv.URL, Keys: []minisign.PublicKey{r.Pub()}, Encodings: tt.encodings})
