@@ -200,14 +200,20 @@ func walkRegular(dir string, fn func(path string, magic []byte) error) error {
 // libFarm resolves the shared libraries the ELF files of every output
 // need, transitively, and returns the farm (DT_NEEDED name → absolute
 // target under /ro) and, per output, the packages providing them and its
-// loader.
+// loader. A file's own DT_RPATH/DT_RUNPATH directories under /ro (with
+// $ORIGIN expanded), e.g. a package's private out/lib/<pkg>/, are
+// searched before the libDirs of every package.
 func (res *resolver) libFarm(outputs []*output) (map[string]string, map[string]*needs, error) {
 	farm := map[string]string{}
 	per := map[string]*needs{}
+	type want struct {
+		lib  string
+		dirs []string // inside paths, e.g. /ro/systemd-amd64-…/out/lib/systemd
+	}
 	for _, o := range outputs {
 		n := &needs{providers: map[string]bool{}}
 		per[o.full] = n
-		var queue []string
+		var queue []want
 		err := elfFiles(o.dir, func(path string) error {
 			d, err := elfdeps.Read(path)
 			if err != nil {
@@ -223,7 +229,11 @@ func (res *resolver) libFarm(outputs []*output) (map[string]string, map[string]*
 			if len(d.Needed) > 0 {
 				n.dynamic = true
 			}
-			queue = append(queue, d.Needed...)
+			rel, _ := filepath.Rel(o.dir, path)
+			dirs := searchDirs(d, "/ro/"+o.full+"/"+rel)
+			for _, lib := range d.Needed {
+				queue = append(queue, want{lib, dirs})
+			}
 			return nil
 		})
 		if err != nil {
@@ -231,31 +241,74 @@ func (res *resolver) libFarm(outputs []*output) (map[string]string, map[string]*
 		}
 		seen := map[string]bool{}
 		for len(queue) > 0 {
-			lib := queue[0]
+			w := queue[0]
 			queue = queue[1:]
-			if seen[lib] {
+			if seen[w.lib] {
 				continue
 			}
-			seen[lib] = true
-			p, rel := res.findLib(lib)
+			seen[w.lib] = true
+			p, rel := res.findLibIn(w.lib, w.dirs)
 			if p == nil {
-				return nil, nil, fmt.Errorf("%s: no dependency provides %s (looked in %s of every dependency)", o.full, lib, strings.Join(libDirs, ", "))
+				p, rel = res.findLib(w.lib)
+			}
+			if p == nil {
+				return nil, nil, fmt.Errorf("%s: no dependency provides %s (looked in %s of every dependency)", o.full, w.lib, strings.Join(append(w.dirs, libDirs...), ", "))
 			}
 			n.add(p.full)
 			target := "/ro/" + p.full + "/" + rel
-			if prev, ok := farm[lib]; ok && prev != target {
-				return nil, nil, fmt.Errorf("lib/ farm: %s resolves to both %s and %s", lib, prev, target)
+			if prev, ok := farm[w.lib]; ok && prev != target {
+				return nil, nil, fmt.Errorf("lib/ farm: %s resolves to both %s and %s", w.lib, prev, target)
 			}
-			farm[lib] = target
+			farm[w.lib] = target
 			d, err := elfdeps.Read(filepath.Join(p.dir, rel))
 			if err != nil {
 				// A linker script or a dangling link: nothing more to follow.
 				continue
 			}
-			queue = append(queue, d.Needed...)
+			dirs := searchDirs(d, target)
+			for _, lib := range d.Needed {
+				queue = append(queue, want{lib, dirs})
+			}
 		}
 	}
 	return farm, per, nil
+}
+
+// searchDirs returns the DT_RPATH and DT_RUNPATH directories of the ELF
+// file at inside (its path under /ro) that lie in a package under /ro,
+// with $ORIGIN expanded, except the lib/ farms (/ro/<full>/lib).
+func searchDirs(d *elfdeps.Deps, inside string) []string {
+	var dirs []string
+	for _, e := range append(slices.Clone(d.RPath), d.RunPath...) {
+		e = strings.NewReplacer("${ORIGIN}", filepath.Dir(inside), "$ORIGIN", filepath.Dir(inside)).Replace(e)
+		e = filepath.Clean(e)
+		rest, ok := strings.CutPrefix(e, "/ro/")
+		if !ok {
+			continue
+		}
+		if _, sub, _ := strings.Cut(rest, "/"); sub == "" || sub == "lib" {
+			continue
+		}
+		dirs = append(dirs, e)
+	}
+	return dirs
+}
+
+// findLibIn looks for the library name in dirs (paths under /ro) of the
+// packages the resolver knows.
+func (res *resolver) findLibIn(name string, dirs []string) (*provider, string) {
+	for _, dir := range dirs {
+		full, sub, _ := strings.Cut(strings.TrimPrefix(dir, "/ro/"), "/")
+		p := res.byFull[full]
+		if p == nil {
+			continue
+		}
+		rel := sub + "/" + name
+		if _, err := os.Lstat(filepath.Join(p.dir, rel)); err == nil {
+			return p, resolveIn(p.dir, rel)
+		}
+	}
+	return nil, ""
 }
 
 // interpProvider returns the package of a PT_INTERP path: /ro/<full>/…

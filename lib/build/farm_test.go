@@ -188,6 +188,7 @@ const greeterSource = `#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 const char *greet_version(void);
+int priv(void);
 int main(int argc, char **argv) {
 	char exe[512] = {0};
 	const char *p = getenv("PERL5LIB");
@@ -195,7 +196,7 @@ int main(int argc, char **argv) {
 	printf("libgreet %s\nargv0 %s\nexe %s\nPERL5LIB %s\n", greet_version(), argv[0], exe, p ? p : "");
 	fflush(stdout);
 	if (argc > 1 && strcmp(argv[1], "kill") == 0) raise(SIGTERM);
-	return argc > 1 ? atoi(argv[1]) : 0;
+	return argc > 1 ? atoi(argv[1]) : priv();
 }
 `
 
@@ -220,14 +221,20 @@ func TestPackaging(t *testing.T) {
 		"greet-sh":   "#!/bin/sh\necho greet-sh\n",
 		"greet-env":  "#!/usr/bin/env bash\necho greet-env\n",
 		"Greeter.pm": "package Greeter;\n1;\n",
+		"priv.c":     "int priv(void) { return 0; }\n",
+		// A private library in out/lib/greeter, found through the
+		// program's own rpath.
 		"Makefile": `include config.mk
 all: greeter
-greeter: greeter.c
-	$(CC) -o $@ greeter.c $(LDFLAGS) -l:libgreet.so.1
+libpriv.so: priv.c
+	$(CC) -shared -fPIC -Wl,-soname,libpriv.so $(LDFLAGS) -o $@ priv.c
+greeter: greeter.c libpriv.so
+	$(CC) -o $@ greeter.c $(LDFLAGS) -l:libgreet.so.1 -L. -lpriv -Wl,-rpath,$(PREFIX)/lib/greeter
 install:
-	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/perl5
+	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/perl5 $(DESTDIR)$(PREFIX)/lib/greeter
 	cp greeter greet-sh greet-env $(DESTDIR)$(PREFIX)/bin/
 	cp Greeter.pm $(DESTDIR)$(PREFIX)/lib/perl5/
+	cp libpriv.so $(DESTDIR)$(PREFIX)/lib/greeter/
 `,
 	})
 	write(t, filepath.Join(pkgs, "greeter", "build.textproto"), []byte(`source: "`+tb+`"
@@ -318,6 +325,9 @@ cbuilder: {}
 	if l, err := os.Readlink(filepath.Join(gdir, "lib", "libgreet.so.1")); err != nil || l != "/ro/"+libA.FullName()+"/out/lib/libgreet.so.1" {
 		t.Errorf("lib/libgreet.so.1 → %q (%v), want /ro/%s/out/lib/libgreet.so.1", l, err, libA.FullName())
 	}
+	if l, err := os.Readlink(filepath.Join(gdir, "lib", "libpriv.so")); err != nil || l != "/ro/"+greeter.FullName()+"/out/lib/greeter/libpriv.so" {
+		t.Errorf("lib/libpriv.so → %q (%v), want the private library in out/lib/greeter", l, err)
+	}
 	if l, err := os.Readlink(filepath.Join(gdir, "lib", "libsqlite3.so.0")); err != nil || !strings.HasPrefix(l, "/ro/libsqlite3-0-amd64-") {
 		t.Errorf("lib/libsqlite3.so.0 (needed by libgreet.so.1) → %q (%v), want libsqlite3-0's", l, err)
 	}
@@ -331,7 +341,7 @@ cbuilder: {}
 	if !strings.HasPrefix(d.Interp, "/ro/libc6-amd64-") || !strings.HasSuffix(d.Interp, "/out/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2") {
 		t.Errorf("PT_INTERP %q, want libc6's loader under /ro/libc6-amd64-…", d.Interp)
 	}
-	if want := []string{"/ro/" + greeter.FullName() + "/lib"}; !slices.Equal(d.RPath, want) {
+	if want := []string{"/ro/" + greeter.FullName() + "/lib", "/ro/" + greeter.FullName() + "/out/lib/greeter"}; !slices.Equal(d.RPath, want) {
 		t.Errorf("DT_RPATH %q, want %q", d.RPath, want)
 	}
 	target, err := WrapperTarget(filepath.Join(gdir, "bin", "greeter"))
@@ -387,7 +397,7 @@ cbuilder: {}
 	}
 	_, errOut, err = run([]string{"LD_DEBUG=libs"}, "greeter")
 	// The loader names the program by its argv[0], kept by the wrapper.
-	if err != nil || !strings.Contains(errOut, "search path=/ro/"+greeter.FullName()+"/lib\t\t(RPATH from file greeter)") ||
+	if err != nil || !strings.Contains(errOut, "search path=/ro/"+greeter.FullName()+"/lib:") || !strings.Contains(errOut, "(RPATH from file greeter)") ||
 		!strings.Contains(errOut, "calling init: /ro/"+greeter.FullName()+"/lib/libgreet.so.1") {
 		t.Errorf("LD_DEBUG=libs: %v; the loader did not search greeter's lib/ farm:\n%s", err, errOut)
 	}
