@@ -6,8 +6,9 @@
 // transitive input, importing Debian binary packages (a recipe with a .deb
 // source and no builder or build steps), which are repackaged into the
 // distri layout without compiling anything, and the cbuilder (autotools),
-// which compiles in the build sandbox ([distri.dev/distri/lib/sandbox])
-// against the Debian-imported bootstrap toolchain in pkgs/ (see
+// cmakebuilder, mesonbuilder and custom build_steps, which compile in the
+// build sandbox ([distri.dev/distri/lib/sandbox]) against the
+// Debian-imported bootstrap toolchain in pkgs/ (see builders.go,
 // sandbox_build.go and docs/build.md). Other builders return an error
 // wrapping [ErrNeedsSandbox].
 package build
@@ -34,7 +35,8 @@ import (
 )
 
 // ErrNeedsSandbox is returned for recipes whose builder is not
-// implemented in the build sandbox yet (everything but cbuilder).
+// implemented in the build sandbox yet (perlbuilder, pythonbuilder,
+// gomodbuilder, gobuilder).
 var ErrNeedsSandbox = errors.New("needs the build sandbox (not yet supported)")
 
 // Arch is the architecture packages are built for.

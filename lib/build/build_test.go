@@ -216,7 +216,7 @@ func TestBuildErrors(t *testing.T) {
 	write(t, filepath.Join(pkgs, "hello", "build.textproto"), []byte(`source: "https://example.invalid/hello-2.12.tar.gz"
 hash: "`+strings.Repeat("0", 64)+`"
 version: "2.12-1"
-cmakebuilder: {}
+perlbuilder: {}
 `))
 	_, err := b.Build(t.Context(), filepath.Join(pkgs, "hello"))
 	if !errors.Is(err, ErrNeedsSandbox) || !strings.Contains(err.Error(), "needs the build sandbox (not yet supported): ") || !strings.Contains(err.Error(), "hello") {

@@ -170,18 +170,31 @@ func buildSteps(r *Recipe, p stepPaths, deps []*Recipe, check bool) ([]step, err
 		}
 		add("make install", "make install DESTDIR=${DISTRI_DESTDIR}"+makeFlags)
 	case r.GetCmakebuilder() != nil:
+		// Debian's cmake finds its modules relative to the real path of
+		// its executable (../share/cmake-3.25), but they are in another
+		// package, cmake-data. Each step runs copies of cmake and ctest
+		// from /tmp/cmake/bin, beside a share → /ro/share link (the
+		// build files name /tmp/cmake/bin/cmake, so every step needs it).
+		bin := ""
+		for _, d := range deps {
+			if d.Name == "cmake" {
+				bin = "/ro/" + d.FullName() + "/out/bin"
+			}
+		}
+		cm := "mkdir -p /tmp/cmake/bin && cp " + bin + "/cmake " + bin + "/ctest /tmp/cmake/bin/ &&" +
+			" ln -s /ro/share /tmp/cmake/share && PATH=/tmp/cmake/bin:$PATH && "
 		// Out of tree (the source is read-only), with Ninja; etc/ goes to
 		// /etc (DESTDIR/etc), apart from the prefix.
-		add("cmake", "cmake ${DISTRI_SOURCEDIR} -G Ninja -DCMAKE_INSTALL_PREFIX:PATH=${DISTRI_PREFIX}"+
+		add("cmake", cm+"cmake ${DISTRI_SOURCEDIR} -G Ninja -DCMAKE_INSTALL_PREFIX:PATH=${DISTRI_PREFIX}"+
 			" -DCMAKE_INSTALL_SYSCONFDIR:PATH=/etc -DCMAKE_INSTALL_LIBDIR:PATH=lib"+
 			" -DCMAKE_BUILD_TYPE=Release -DCMAKE_VERBOSE_MAKEFILE:BOOL=ON"+quoteAll(r.GetCmakebuilder().GetExtraCmakeFlag()))
 		// An explicit -j: ninja's default comes from the CPU count it
 		// sees, which is right here, but the original passed it too.
-		add("ninja", "ninja -v -j ${DISTRI_JOBS}")
+		add("ninja", cm+"ninja -v -j ${DISTRI_JOBS}")
 		if check {
-			add("ctest", "ctest --output-on-failure -j ${DISTRI_JOBS}")
+			add("ctest", cm+"ctest --output-on-failure -j ${DISTRI_JOBS}")
 		}
-		add("ninja install", "ninja -v install")
+		add("ninja install", cm+"ninja -v install")
 	case r.GetMesonbuilder() != nil:
 		add("meson setup", "meson setup --prefix=${DISTRI_PREFIX} --sysconfdir=/etc --localstatedir=/var --libdir=lib"+
 			" --buildtype=release --wrap-mode=nodownload"+quoteAll(r.GetMesonbuilder().GetExtraMesonFlag())+" . ${DISTRI_SOURCEDIR}")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -151,6 +150,9 @@ type roTree struct {
 	mounts  []string
 	fulls   []string
 	recipes []*Recipe
+	// mountTook and farmTook are how long mounting the images and making
+	// the exchange farms took.
+	mountTook, farmTook time.Duration
 }
 
 // close unmounts everything mounted, in reverse order.
@@ -169,6 +171,7 @@ func (t *roTree) close() error {
 // the exchange farms. On error, what was mounted is unmounted.
 func assembleRO(ctx context.Context, dir string, deps []*Recipe, images map[string]string) (_ *roTree, err error) {
 	t := &roTree{dir: dir, recipes: deps}
+	start := time.Now()
 	defer func() {
 		if err != nil {
 			t.close()
@@ -199,6 +202,7 @@ func assembleRO(ctx context.Context, dir string, deps []*Recipe, images map[stri
 		})
 	}
 	wg.Wait()
+	t.mountTook = time.Since(start)
 	for i, r := range deps {
 		if mounted[i] {
 			t.mounts = append(t.mounts, filepath.Join(dir, r.FullName()))
@@ -213,45 +217,17 @@ func assembleRO(ctx context.Context, dir string, deps []*Recipe, images map[stri
 	// Conflicts: deps hold one package per name, sorted by name, so the
 	// first package providing a path (the lexicographically smallest
 	// package name) wins.
+	start = time.Now()
 	for _, x := range exchangeDirs {
+		var srcs []string
 		for _, full := range t.fulls {
 			src := filepath.Join(dir, full, x.pkg)
-			if fi, err := os.Lstat(src); err != nil || !fi.IsDir() {
-				continue
+			if fi, err := os.Lstat(src); err == nil && fi.IsDir() {
+				srcs = append(srcs, src)
 			}
-			err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				rel, _ := filepath.Rel(src, p)
-				at := filepath.Join(dir, x.ro, rel)
-				if d.IsDir() {
-					if fi, err := os.Lstat(at); err == nil && !fi.IsDir() {
-						return fs.SkipDir // a symlink of another package wins
-					}
-					return os.MkdirAll(at, 0o755)
-				}
-				if _, err := os.Lstat(at); err == nil {
-					return nil
-				}
-				if _, err := os.Stat(p); err != nil {
-					// A dangling link into another package, e.g.
-					// binutils' bin/as → x86_64-linux-gnu-as of
-					// binutils-x86-64-linux-gnu: link to the sibling
-					// in the farm instead.
-					if sib, ok := siblingTarget(p); ok {
-						return os.Symlink(sib, at)
-					}
-				}
-				target, err := filepath.Rel(filepath.Dir(at), p)
-				if err != nil {
-					return err
-				}
-				return os.Symlink(target, at)
-			})
-			if err != nil {
-				return nil, err
-			}
+		}
+		if err := mergeDirs(filepath.Join(dir, x.ro), srcs, true); err != nil {
+			return nil, err
 		}
 	}
 	// No package of the toolchain provides /bin/sh (Debian's comes from
@@ -268,6 +244,7 @@ func assembleRO(ctx context.Context, dir string, deps []*Recipe, images map[stri
 			return nil, err
 		}
 	}
+	t.farmTook = time.Since(start)
 	return t, nil
 }
 
@@ -374,8 +351,9 @@ func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe) (_ string, err 
 	if pin != "" {
 		env = append(env, "LDFLAGS="+pin)
 	}
-	fmt.Fprintf(logFile, "### set-up: source %v, /ro %v (%d packages)\n",
-		srcTook.Round(time.Millisecond), roTook.Round(time.Millisecond), len(deps))
+	fmt.Fprintf(logFile, "### set-up: source %v, /ro %v (%d packages: mount %v, farms %v)\n",
+		srcTook.Round(time.Millisecond), roTook.Round(time.Millisecond), len(deps),
+		ro.mountTook.Round(time.Millisecond), ro.farmTook.Round(time.Millisecond))
 	base := sandbox.Options{
 		RO:       ro.dir,
 		Source:   src,
