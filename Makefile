@@ -1,6 +1,7 @@
 # distri: build, test and benchmark the suite.
 #
-#   make            the main job: install what is needed, build every binary into bin/
+#   make            the main job: install what is needed, build every binary into bin/,
+#                   build the packages of pkgs/ into a signed repo/, make distri-disk.img
 #   make test       every test tier the machine can run (CI runs this, as root)
 #   make bench      benchmarks beside their peers, printed as tables
 #   make deps       install the Debian packages the tests and the main job use (root, apt-get)
@@ -30,7 +31,7 @@ FUZZTIME ?= 30s
 
 .PHONY: all build test deps bench-deps install-debs bench generate clean
 
-all: deps build
+all: deps build repo image
 
 build:
 	@mkdir -p $(BIN)
@@ -70,11 +71,14 @@ clean:
 	rm -rf $(BIN)
 
 # Images, as the distri README uses them (distri-mkimage, docs/image.md).
-# DISKIMG selects the disk image file. The image boots KERNEL (a vmlinuz
-# with an EFI stub) with an initramfs made from MODULES/KERNEL_RELEASE.
-# IMAGE_REPO must be a signed repository holding IMAGE_PKGS and their
-# closure (distri-mirror index).
+# DISKIMG selects the disk image file. IMAGE_REPO is the signed repository
+# the images install IMAGE_PKGS (the base system) and their closures from;
+# `make repo` builds it: every recipe of pkgs/ (distri-build batch; a
+# recipe that fails is reported and does not stop the image), this suite
+# packed from bin/ as the package distri, indexed and signed with
+# IMAGE_KEY.key (made on first use, never committed).
 #
+#   make repo                                  (re)build IMAGE_REPO, only what is stale
 #   make image DISKIMG=/tmp/distri-disk.img   UEFI disk image: systemd-boot, ext4 root (serial=1: console on ttyS0 only)
 #   make cryptimage                            the same, root in LUKS2 (passphrase in $(DISKIMG).passphrase, default "peace")
 #   make qemu-serial DISKIMG=…                 boot it on the serial console (Ctrl-a x quits); ssh on localhost:5555
@@ -84,13 +88,16 @@ clean:
 DISKIMG ?= distri-disk.img
 IMAGE_REPO ?= $(CURDIR)/repo
 IMAGE_PUBKEY ?= $(IMAGE_REPO)/distri.pub
-IMAGE_PKGS ?= base
+IMAGE_KEY ?= distri-repo-key
+# The base system: kernel (Debian's cloud kernel with its modules), boot
+# loader, glibc and its headers, shells, core tools, login, and this suite
+# (tour/tour_test.go's basePkgs lists the same).
+IMAGE_PKGS ?= linux-image-6.1.0-56-cloud-amd64 systemd-boot-efi libc6 libc6-dev bash dash coreutils \
+	util-linux mount login grep sed gawk findutils diffutils tar gzip procps distri
 IMAGE_ROOT ?= /tmp/distri-root
 IMAGE_SIZE ?= 8G
-KERNEL ?= /boot/vmlinuz-$(KERNEL_RELEASE)
-KERNEL_RELEASE ?= $(shell uname -r)
-MODULES ?= /lib/modules
-INITRAMFS ?= $(DISKIMG).initramfs
+BATCH_JOBS ?= 2
+DISTRI_PKG ?= distri-amd64-0.$(shell git rev-list --count HEAD 2>/dev/null || echo 0)-1
 PASSPHRASE_FILE ?= $(DISKIMG).passphrase
 GCEIMG ?= distri-gce.tar.gz
 VDIIMG ?= distri.vdi
@@ -101,7 +108,7 @@ OVMF_CODE ?= /usr/share/OVMF/OVMF_CODE_4M.fd
 OVMF_VARS ?= /usr/share/OVMF/OVMF_VARS_4M.fd
 MKIMAGE = $(BIN)/distri-mkimage
 DISKFLAGS = -v -o $(DISKIMG) --size $(IMAGE_SIZE) $(if $(serial),--serial) \
-	--root $(IMAGE_ROOT) --kernel $(KERNEL) --initramfs $(INITRAMFS)
+	--repo $(IMAGE_REPO) --pubkey $(IMAGE_PUBKEY) $(IMAGE_PKGS)
 # KVM when /dev/kvm is usable, else TCG; UEFI (OVMF) with a per-image copy
 # of the variable store; virtio disk, user networking with ssh forwarded.
 QEMU = qemu-system-x86_64 -machine q35,accel=kvm:tcg -cpu max -m 2048 -smp 2 \
@@ -111,19 +118,29 @@ QEMU = qemu-system-x86_64 -machine q35,accel=kvm:tcg -cpu max -m 2048 -smp 2 \
 	-nic user,model=virtio-net-pci,hostfwd=tcp::5555-:22 \
 	-device virtio-rng-pci
 
-.PHONY: imageroot initramfs image cryptimage qemu-serial qemu-graphic ovmf-vars gceimage vboximage qcow2image dockertar lxdimage
+.PHONY: repo imageroot image cryptimage qemu-serial qemu-graphic ovmf-vars gceimage vboximage qcow2image dockertar lxdimage
 
 imageroot: build
 	rm -rf $(IMAGE_ROOT)
 	$(MKIMAGE) root -v --repo $(IMAGE_REPO) --pubkey $(IMAGE_PUBKEY) -o $(IMAGE_ROOT) $(IMAGE_PKGS)
 
-initramfs: build
-	$(MKIMAGE) initramfs --kernel-release $(KERNEL_RELEASE) --modules $(MODULES) -o $(INITRAMFS)
+repo: build
+	@echo "building pkgs/ into $(IMAGE_REPO) (logs: $(IMAGE_REPO)/log/batch/)" >&2
+	$(BIN)/distri-build batch --repo $(IMAGE_REPO) --jobs $(BATCH_JOBS) --keep-going --log-dir $(IMAGE_REPO)/log/batch pkgs >/dev/null || \
+		echo "some recipes failed (see above); the image needs only $(IMAGE_PKGS) and their closures" >&2
+	rm -rf $(IMAGE_REPO)/.distri && mkdir -p $(IMAGE_REPO)/.distri/out/bin $(IMAGE_REPO)/.distri/bin
+	cp $(addprefix $(BIN)/,$(CMDS)) $(IMAGE_REPO)/.distri/out/bin/
+	for c in $(CMDS); do ln -s ../out/bin/$$c $(IMAGE_REPO)/.distri/bin/$$c; done
+	$(BIN)/distri-build pack --name $(DISTRI_PKG) $(IMAGE_REPO)/.distri -o $(IMAGE_REPO)/pkg
+	rm -rf $(IMAGE_REPO)/.distri
+	[ -f $(IMAGE_KEY).key ] || $(BIN)/distri-mirror keygen -o $(IMAGE_KEY)
+	cp $(IMAGE_KEY).pub $(IMAGE_PUBKEY)
+	$(BIN)/distri-mirror index --key $(IMAGE_KEY).key $(IMAGE_REPO)
 
-image: imageroot initramfs
+image: build
 	$(MKIMAGE) disk $(DISKFLAGS)
 
-cryptimage: imageroot initramfs
+cryptimage: build
 	[ -f $(PASSPHRASE_FILE) ] || echo peace > $(PASSPHRASE_FILE)
 	$(MKIMAGE) disk $(DISKFLAGS) --encrypt --passphrase-file $(PASSPHRASE_FILE)
 
