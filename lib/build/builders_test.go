@@ -145,7 +145,7 @@ func runFromRO(t *testing.T, b *Builder, r *Recipe, img string, argv []string, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	ro := runtimeRO(t, b, r, meta.GetRuntimeDep(), []*Recipe{r}, map[string]string{r.FullName(): img})
+	ro := runtimeRO(t, b, meta.GetRuntimeDep(), []*Recipe{r}, map[string]string{r.FullName(): img})
 	var stdout, stderr bytes.Buffer
 	err = sandbox.Run(t.Context(), sandbox.Options{
 		RO:     ro.dir,

@@ -77,10 +77,13 @@ type resolver struct {
 	providers []*provider
 	byFull    map[string]*provider
 	closures  map[string][]string
+	// repoDir is the repository: a #!/ro/<full>/… interpreter that is
+	// not a build dependency may be a package there.
+	repoDir string
 }
 
-func newResolver(outputs []*output, ro *roTree, metaFile func(*Recipe) string) *resolver {
-	res := &resolver{byFull: map[string]*provider{}, closures: map[string][]string{}}
+func newResolver(outputs []*output, ro *roTree, metaFile func(*Recipe) string, repoDir string) *resolver {
+	res := &resolver{byFull: map[string]*provider{}, closures: map[string][]string{}, repoDir: repoDir}
 	for _, o := range outputs {
 		res.add(&provider{full: o.full, dir: o.dir, own: true})
 	}
@@ -320,7 +323,15 @@ func (res *resolver) interpProvider(interp string) (*provider, error) {
 		if p := res.byFull[full]; p != nil {
 			return p, nil
 		}
-		return nil, fmt.Errorf("interpreter %s: %s is not a dependency", interp, full)
+		// Not mounted in the build, but a package of the repository:
+		// a runtime dep by its full name, with its closure.
+		meta := filepath.Join(res.repoDir, "pkg", full+".meta.textproto")
+		if _, err := os.Stat(meta); err == nil && res.repoDir != "" {
+			p := &provider{full: full, metaFile: meta}
+			res.byFull[full] = p // not in providers: it has no tree to search
+			return p, nil
+		}
+		return nil, fmt.Errorf("interpreter %s: %s is neither a dependency nor in the repository", interp, full)
 	}
 	p, _ := res.findLib(filepath.Base(interp))
 	if p == nil {

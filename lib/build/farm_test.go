@@ -18,6 +18,7 @@ import (
 	"distri.dev/distri/lib/build/source"
 	"distri.dev/distri/lib/distritest"
 	"distri.dev/distri/lib/elfdeps"
+	"distri.dev/distri/lib/pack"
 	"distri.dev/distri/lib/pb"
 	"distri.dev/distri/lib/pkgname"
 	"distri.dev/distri/lib/sandbox"
@@ -48,10 +49,10 @@ func newSandboxBuilder(t *testing.T) (*Builder, string) {
 }
 
 // runtimeRO assembles a /ro (unmounted when the test ends) from recipes
-// and images (full name → image) and the runtime deps of ref's package
-// (full names), looked up next to ref. The order of recipes is the farm
-// order: the first package providing a path wins.
-func runtimeRO(t *testing.T, b *Builder, ref *Recipe, runtimeDeps []string, recipes []*Recipe, images map[string]string) *roTree {
+// and images (full name → image) and the packages runtimeDeps (full
+// names) from b's repository. The order of recipes is the farm order: the
+// first package providing a path wins.
+func runtimeRO(t *testing.T, b *Builder, runtimeDeps []string, recipes []*Recipe, images map[string]string) *roTree {
 	t.Helper()
 	for _, full := range runtimeDeps {
 		if images[full] != "" {
@@ -61,10 +62,7 @@ func runtimeRO(t *testing.T, b *Builder, ref *Recipe, runtimeDeps []string, reci
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := lookup(ref, n.Pkg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := &Recipe{Name: n.Pkg, Build: &pb.Build{Version: new(n.Version())}}
 		recipes = append(recipes, r)
 		images[full] = b.imagePath(r)
 	}
@@ -215,11 +213,19 @@ func TestPackaging(t *testing.T) {
 	pkgs := filepath.Join(t.TempDir(), "pkgs")
 	copyRecipes(t, pkgs)
 	libgreetRecipe(t, pkgs, "1.0", "A")
+	// A package in the repository without a recipe, named by a #! line.
+	fakePerl := "fakeperl-amd64-5.36-1"
+	fakeDir := filepath.Join(t.TempDir(), "fakeperl")
+	write(t, filepath.Join(fakeDir, "out", "bin", "perl"), []byte("#!/bin/sh\n"))
+	if _, err := pack.Pack(pack.Options{Name: fakePerl, Dir: fakeDir, OutDir: filepath.Join(repo, "pkg")}); err != nil {
+		t.Fatal(err)
+	}
 	tb, sum := tarball(t, filepath.Join(t.TempDir(), "greeter-1.0.tar.gz"), map[string]string{
 		"configure":  configureScript,
 		"greeter.c":  greeterSource,
 		"greet-sh":   "#!/bin/sh\necho greet-sh\n",
 		"greet-env":  "#!/usr/bin/env bash\necho greet-env\n",
+		"greet-perl": "#!/ro/" + fakePerl + "/out/bin/perl\nprint 1;\n",
 		"Greeter.pm": "package Greeter;\n1;\n",
 		"priv.c":     "int priv(void) { return 0; }\n",
 		// A private library in out/lib/greeter, found through the
@@ -232,7 +238,7 @@ greeter: greeter.c libpriv.so
 	$(CC) -o $@ greeter.c $(LDFLAGS) -l:libgreet.so.1 -L. -lpriv -Wl,-rpath,$(PREFIX)/lib/greeter
 install:
 	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/perl5 $(DESTDIR)$(PREFIX)/lib/greeter
-	cp greeter greet-sh greet-env $(DESTDIR)$(PREFIX)/bin/
+	cp greeter greet-sh greet-env greet-perl $(DESTDIR)$(PREFIX)/bin/
 	cp Greeter.pm $(DESTDIR)$(PREFIX)/lib/perl5/
 	cp libpriv.so $(DESTDIR)$(PREFIX)/lib/greeter/
 `,
@@ -280,7 +286,7 @@ cbuilder: {}
 		})
 	}
 	gm := metaOf(greeter.FullName())
-	for _, want := range []string{"libgreet", "libc6", "bash", "libsqlite3-0"} {
+	for _, want := range []string{"libgreet", "libc6", "bash", "libsqlite3-0", "fakeperl"} {
 		if !hasDep(gm, want) {
 			t.Errorf("greeter runtime_dep %q lacks %s", gm.GetRuntimeDep(), want)
 		}
@@ -315,7 +321,7 @@ cbuilder: {}
 	devRecipe := &Recipe{Name: "libgreet-dev", Build: &pb.Build{Version: libA.Version}}
 	recipes = append(recipes, devRecipe)
 	images[devFull] = filepath.Join(repo, "pkg", devFull+".squashfs")
-	ro := runtimeRO(t, b, greeter, gm.GetRuntimeDep(), recipes, images)
+	ro := runtimeRO(t, b, gm.GetRuntimeDep(), recipes, images)
 	if l, err := os.Readlink(filepath.Join(ro.dir, "lib", "libgreet.so.1")); err != nil || !strings.Contains(l, libB.FullName()) {
 		t.Fatalf("/ro/lib/libgreet.so.1 → %q (%v), want libgreet 2.0 to own it", l, err)
 	}

@@ -61,7 +61,7 @@ func testReproducible(t *testing.T, b *Builder, helloDir, img string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ro := runtimeRO(t, b, hello, meta.GetRuntimeDep(), []*Recipe{hello}, map[string]string{hello.FullName(): img})
+	ro := runtimeRO(t, b, meta.GetRuntimeDep(), []*Recipe{hello}, map[string]string{hello.FullName(): img})
 	for _, argv0 := range []string{"/ro/bin/hello", "/ro/" + hello.FullName() + "/bin/hello"} {
 		var stdout, stderr bytes.Buffer
 		err := sandbox.Run(t.Context(), sandbox.Options{

@@ -401,6 +401,7 @@ func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe) (_ string, err 
 // splits' ELF files use as rpath. The splits are packed first, the main
 // package last, and its image path is returned.
 func (b *Builder) packageOutputs(ctx context.Context, r *Recipe, pkgDir, splitRoot string, ro *roTree, base sandbox.Options, log io.Writer, digest string, epoch time.Time) (string, error) {
+	start := time.Now()
 	outputs, err := splitPackages(r, pkgDir, splitRoot)
 	if err != nil {
 		return "", err
@@ -408,7 +409,7 @@ func (b *Builder) packageOutputs(ctx context.Context, r *Recipe, pkgDir, splitRo
 	main := outputs[0]
 	res := newResolver(outputs, ro, func(dr *Recipe) string {
 		return strings.TrimSuffix(b.imagePath(dr), ".squashfs") + ".meta.textproto"
-	})
+	}, b.opts.RepoDir)
 	farm, per, err := res.libFarm(outputs)
 	if err != nil {
 		return "", fmt.Errorf("%s: runtime deps: %w", r.File, err)
@@ -453,6 +454,8 @@ func (b *Builder) packageOutputs(ctx context.Context, r *Recipe, pkgDir, splitRo
 			return "", fmt.Errorf("%s: bin/ wrappers: %w", r.File, err)
 		}
 	}
+	fmt.Fprintf(log, "### packaging: %d packages, %d libraries in lib/, took %v before packing\n",
+		len(outputs), len(farm), time.Since(start).Round(time.Millisecond))
 	for _, o := range append(outputs[1:], main) {
 		img, err := b.packPackage(r, o.full, o.dir, closures[o.full], digest, epoch)
 		if err != nil {

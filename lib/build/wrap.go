@@ -259,7 +259,7 @@ func wrapperEnv(o *output, closure []string, res *resolver) ([]string, error) {
 		dir := o.dir
 		if full != o.full {
 			p := res.byFull[full]
-			if p == nil {
+			if p == nil || p.dir == "" {
 				continue // not mounted in the build: a declared runtime dep only
 			}
 			dir = p.dir
