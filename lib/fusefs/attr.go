@@ -108,7 +108,24 @@ func getxattr(xs []squashfs.Xattr, name string, dest []byte) (uint32, syscall.Er
 		}
 		return uint32(copy(dest, x.Value)), 0
 	}
-	return 0, syscall.ENODATA
+	return 0, noXattr(name)
+}
+
+// xattrSELinux is the SELinux label, which images do not carry.
+const xattrSELinux = "security.selinux"
+
+// noXattr is the error for an attribute a node does not have: ENODATA,
+// but EOPNOTSUPP for an absent SELinux label. ls -l asks for the label
+// of every entry, a round trip each, as the kernel caches no xattrs; after
+// EOPNOTSUPP (SELinux labels not supported here) it stops asking for the
+// rest of the file system, after ENODATA it does not. The kernel passes
+// EOPNOTSUPP on and keeps asking for other attributes (ENOSYS would make
+// it stop asking for any, security.capability included).
+func noXattr(name string) syscall.Errno {
+	if name == xattrSELinux {
+		return syscall.EOPNOTSUPP
+	}
+	return syscall.ENODATA
 }
 
 // listxattr answers a listxattr from xs.

@@ -104,12 +104,15 @@
 //     survive; a symlink whose target changes is a new inode. POSIX ACLs
 //     are enabled (the images have none) only so that the kernel caches
 //     their absence per inode instead of asking on every ls -l.
-//   - Extended attributes are not cached by the kernel: ls -l asks for
-//     security.selinux once per entry, a round trip each. The kernel stops
-//     asking only if GETXATTR answers ENOSYS once, for every attribute of
-//     the mount, which would lose security.capability (file capabilities
-//     of programs in packages). So the round trip stays, and is answered
-//     without touching the image where the inode has no xattrs.
+//   - Extended attributes are not cached by the kernel, and ls -l asks
+//     for security.selinux of every entry. The kernel would stop asking
+//     if GETXATTR answered ENOSYS once, but for every attribute of the
+//     mount, which would lose security.capability (file capabilities of
+//     programs in packages). Instead an absent security.selinux is
+//     EOPNOTSUPP (the images carry no SELinux labels), after which ls
+//     stops asking for the rest of the file system; other absent
+//     attributes are ENODATA. A node's xattrs are read from the image
+//     once and then answered from memory.
 //   - Directory offsets are hashes of the names (see readdir.go), so a
 //     listing read in several READDIRs across a rescan neither repeats nor
 //     skips a name.

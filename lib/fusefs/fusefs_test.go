@@ -505,6 +505,21 @@ func TestSetuidAndCapability(t *testing.T) {
 			if got := asNobody(id, "-u"); got != "65534" {
 				t.Errorf("control: id -u as nobody = %q", got)
 			}
+			// No SELinux labels: "not supported" (ls -l then stops
+			// asking), where other absent attributes are ENODATA,
+			// on image files, exchange symlinks and directories.
+			for _, p := range []string{"bin/capeff", "bin", "privileged-amd64-1-1/bin/capeff", "privileged-amd64-1-1/bin"} {
+				p = filepath.Join(mnt, p)
+				if _, err := unix.Lgetxattr(p, "security.selinux", make([]byte, 256)); err != unix.EOPNOTSUPP {
+					t.Errorf("lgetxattr %s security.selinux = %v, want EOPNOTSUPP", p, err)
+				}
+				if _, err := unix.Lgetxattr(p, "security.ima", make([]byte, 256)); err != unix.ENODATA {
+					t.Errorf("lgetxattr %s security.ima = %v, want ENODATA", p, err)
+				}
+			}
+			if _, err := unix.Getxattr(filepath.Join(mnt, "bin/capeff"), "security.capability", make([]byte, 256)); err != nil {
+				t.Errorf("getxattr security.capability after security.selinux: %v", err)
+			}
 		})
 	}
 }

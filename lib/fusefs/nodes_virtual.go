@@ -101,7 +101,7 @@ func (n *rootNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 
 func (n *rootNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	if attr != XattrStore {
-		return 0, syscall.ENODATA
+		return 0, noXattr(attr)
 	}
 	return copyXattr(dest, n.srv.opts.Store)
 }
@@ -209,7 +209,7 @@ func (n *xdirNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint
 		return 0, syscall.ENOENT
 	}
 	if attr != XattrOwner || len(d.owners) == 0 {
-		return 0, syscall.ENODATA
+		return 0, noXattr(attr)
 	}
 	return copyXattr(dest, strings.Join(d.owners, "\n"))
 }
@@ -233,10 +233,15 @@ type linkNode struct {
 var (
 	_ fs.NodeReadlinker = (*linkNode)(nil)
 	_ fs.NodeGetattrer  = (*linkNode)(nil)
+	_ fs.NodeGetxattrer = (*linkNode)(nil)
 )
 
 func (n *linkNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	return []byte(n.target), 0
+}
+
+func (n *linkNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	return 0, noXattr(attr)
 }
 
 func (n *linkNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
