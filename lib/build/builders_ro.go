@@ -29,8 +29,8 @@ func mergeDirs(at string, srcs []string, top bool) error {
 		return err
 	}
 	type provider struct {
-		path string
-		dir  bool // a real directory, not a symlink to one
+		path         string
+		dir, symlink bool // a real directory (not a symlink to one); a symlink
 	}
 	providers := map[string][]provider{}
 	var names []string
@@ -43,7 +43,7 @@ func mergeDirs(at string, srcs []string, top bool) error {
 			if providers[e.Name()] == nil {
 				names = append(names, e.Name())
 			}
-			providers[e.Name()] = append(providers[e.Name()], provider{filepath.Join(src, e.Name()), e.IsDir()})
+			providers[e.Name()] = append(providers[e.Name()], provider{filepath.Join(src, e.Name()), e.IsDir(), e.Type()&os.ModeSymlink != 0})
 		}
 	}
 	slices.Sort(names)
@@ -62,12 +62,14 @@ func mergeDirs(at string, srcs []string, top bool) error {
 			}
 			continue
 		}
-		if _, err := os.Stat(ps[0].path); err != nil {
-			if sib, ok := siblingTarget(ps[0].path); ok {
-				if err := os.Symlink(sib, dst); err != nil {
-					return err
+		if ps[0].symlink {
+			if _, err := os.Stat(ps[0].path); err != nil {
+				if sib, ok := siblingTarget(ps[0].path); ok {
+					if err := os.Symlink(sib, dst); err != nil {
+						return err
+					}
+					continue
 				}
-				continue
 			}
 		}
 		if err := relSymlink(ps[0].path, dst); err != nil {

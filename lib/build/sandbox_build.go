@@ -218,17 +218,23 @@ func assembleRO(ctx context.Context, dir string, deps []*Recipe, images map[stri
 	// first package providing a path (the lexicographically smallest
 	// package name) wins.
 	start = time.Now()
-	for _, x := range exchangeDirs {
-		var srcs []string
-		for _, full := range t.fulls {
-			src := filepath.Join(dir, full, x.pkg)
-			if fi, err := os.Lstat(src); err == nil && fi.IsDir() {
-				srcs = append(srcs, src)
+	// The farms are independent of each other: made at the same time.
+	farmErrs := make([]error, len(exchangeDirs))
+	for i, x := range exchangeDirs {
+		wg.Go(func() {
+			var srcs []string
+			for _, full := range t.fulls {
+				src := filepath.Join(dir, full, x.pkg)
+				if fi, err := os.Lstat(src); err == nil && fi.IsDir() {
+					srcs = append(srcs, src)
+				}
 			}
-		}
-		if err := mergeDirs(filepath.Join(dir, x.ro), srcs, true); err != nil {
-			return nil, err
-		}
+			farmErrs[i] = mergeDirs(filepath.Join(dir, x.ro), srcs, true)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(farmErrs...); err != nil {
+		return nil, err
 	}
 	// No package of the toolchain provides /bin/sh (Debian's comes from
 	// dash or an alternative); bash serves, and cc/gcc name gcc-12.
