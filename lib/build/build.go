@@ -148,6 +148,10 @@ func lookup(r *Recipe, dep string) (*Recipe, error) {
 	ref, err := recipe.Resolve(r.Root, dep)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
+			// A split package: built by the recipe that splits it off.
+			if sr, serr := splitRecipe(r.Root, dep); serr != nil || sr != nil {
+				return sr, serr
+			}
 			return nil, fmt.Errorf("%s: unknown dependency %q (%v)", r.File, dep, err)
 		}
 		return nil, fmt.Errorf("%s: dependency %q: %w", r.File, dep, err)

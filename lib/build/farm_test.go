@@ -185,7 +185,7 @@ const greeterSource = `#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-const char *greet_version(void);
+#include <greet.h>
 int priv(void);
 int main(int argc, char **argv) {
 	char exe[512] = {0};
@@ -199,8 +199,10 @@ int main(int argc, char **argv) {
 `
 
 // TestPackaging builds, in the sandbox with the bootstrap toolchain, a
-// library (libgreet 1.0, with a -dev split) and a program linked against
-// it (greeter, with #! scripts and a perl5 directory), then version 2.0
+// library (libgreet 1.0, with a -dev split) and a program built with
+// libgreet-dev (a dep on the split package builds libgreet) and linked
+// against libgreet (greeter, with #! scripts, a private library and a
+// perl5 directory), then version 2.0
 // of the library, and checks the packaging: the lib/ farm and the pinned
 // loader keep greeter on libgreet 1.0 while 2.0 owns /ro/lib; the bin/
 // wrappers work from /ro/bin and /ro/<full>/bin, keep argv[0], set
@@ -235,7 +237,7 @@ all: greeter
 libpriv.so: priv.c
 	$(CC) -shared -fPIC -Wl,-soname,libpriv.so $(LDFLAGS) -o $@ priv.c
 greeter: greeter.c libpriv.so
-	$(CC) -o $@ greeter.c $(LDFLAGS) -l:libgreet.so.1 -L. -lpriv -Wl,-rpath,$(PREFIX)/lib/greeter
+	$(CC) -o $@ greeter.c $(LDFLAGS) -lgreet -L. -lpriv -Wl,-rpath,$(PREFIX)/lib/greeter
 install:
 	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/perl5 $(DESTDIR)$(PREFIX)/lib/greeter
 	cp greeter greet-sh greet-env greet-perl $(DESTDIR)$(PREFIX)/bin/
@@ -247,6 +249,7 @@ install:
 hash: "`+sum+`"
 version: "1.0-1"
 dep: "libgreet"
+dep: "libgreet-dev"
 cbuilder: {}
 `))
 	libA, err := ReadRecipe(filepath.Join(pkgs, "libgreet"))

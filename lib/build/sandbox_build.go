@@ -129,7 +129,12 @@ func (b *Builder) ensureBuilt(ctx context.Context, r *Recipe) (string, error) {
 	if _, err := os.Stat(img); err == nil {
 		meta, err := pb.ReadMetaFile(strings.TrimSuffix(img, ".squashfs") + ".meta.textproto")
 		if err == nil {
-			digest, err := inputDigest(r, nil)
+			// A split package's digest is that of its recipe.
+			src, err := ReadRecipe(r.Dir)
+			if err != nil {
+				return "", err
+			}
+			digest, err := inputDigest(src, nil)
 			if err != nil {
 				return "", err
 			}
@@ -139,7 +144,10 @@ func (b *Builder) ensureBuilt(ctx context.Context, r *Recipe) (string, error) {
 		}
 	}
 	b.logf("%s: building dependency %s", r.Name, r.Dir)
-	return b.Build(ctx, r.Dir)
+	if _, err := b.Build(ctx, r.Dir); err != nil {
+		return "", err
+	}
+	return img, nil // for a split package, not the image Build returns
 }
 
 // roTree is a /ro directory for the sandbox: each dependency's image

@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"distri.dev/distri/lib/pkgname"
+	"distri.dev/distri/lib/recipe"
 )
 
 // output is one package a build writes: the recipe's own or one of its
@@ -165,4 +168,34 @@ func splitPackages(r *Recipe, mainDir, splitRoot string) ([]*output, error) {
 		}
 	}
 	return outputs, nil
+}
+
+// splitRecipe returns the recipe in root that builds the split package
+// named by dep (a name or a full name), as a Recipe named after the
+// split: its full name, image and meta are the split's, everything else
+// (directory, builder, deps, input digest) the recipe's. It returns nil
+// if no recipe has such a split_package.
+func splitRecipe(root, dep string) (*Recipe, error) {
+	name := depName(dep)
+	refs, err := recipe.All(root)
+	if err != nil {
+		return nil, err
+	}
+	for _, ref := range refs {
+		r, err := ReadRecipe(ref.Dir)
+		if err != nil {
+			continue // a broken recipe is reported where it is used
+		}
+		for _, sp := range r.GetSplitPackage() {
+			if sp.GetName() != name {
+				continue
+			}
+			r.Name = name
+			if n, err := pkgname.Parse(dep); err == nil && n.String() != r.FullName() {
+				continue // another version
+			}
+			return r, nil
+		}
+	}
+	return nil, nil
 }
