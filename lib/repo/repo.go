@@ -274,6 +274,9 @@ func (r *Repo) Fetch(ctx context.Context, name string, size int64, sha string, d
 			os.Remove(dst)
 		}
 	}()
+	if err := preallocate(f, size); err != nil {
+		return fmt.Errorf("fetch %s: %w", name, err)
+	}
 	v := &verifier{w: f, h: sha256.New(), limit: size, progress: progress}
 	if err := r.fetch(ctx, name, v, size, v.reset); err != nil {
 		return fmt.Errorf("fetch %s: %w", name, err)
@@ -336,6 +339,9 @@ func (v *verifier) reset() error {
 	v.n, v.flushed = 0, 0
 	v.h.Reset()
 	if err := v.w.Truncate(0); err != nil {
+		return err
+	}
+	if err := preallocate(v.w, v.limit); err != nil {
 		return err
 	}
 	_, err := v.w.Seek(0, io.SeekStart)
