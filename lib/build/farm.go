@@ -345,7 +345,7 @@ func writeFarm(dir string, farm map[string]string) error {
 	if len(farm) == 0 {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "lib"), 0o755); err != nil {
+	if err := mkdir755(filepath.Join(dir, "lib")); err != nil {
 		return err
 	}
 	names := make([]string, 0, len(farm))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -468,6 +469,11 @@ func (b *Builder) packageOutputs(ctx context.Context, r *Recipe, pkgDir, splitRo
 			return "", fmt.Errorf("%s: bin/ wrappers: %w", r.File, err)
 		}
 	}
+	for _, o := range outputs {
+		if err := ownedByRoot(o.dir); err != nil {
+			return "", fmt.Errorf("%s: %w", r.File, err)
+		}
+	}
 	fmt.Fprintf(log, "### packaging: %d packages, %d libraries in lib/, took %v before packing\n",
 		len(outputs), len(farm), time.Since(start).Round(time.Millisecond))
 	for _, o := range append(outputs[1:], main) {
@@ -480,6 +486,18 @@ func (b *Builder) packageOutputs(ctx context.Context, r *Recipe, pkgDir, splitRo
 		}
 	}
 	return b.imagePath(r), nil
+}
+
+// ownedByRoot makes root own everything in the tree, as in the
+// original's images: what a build's install step chowned, or who ran the
+// build, does not reach the package.
+func ownedByRoot(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, 0, 0)
+	})
 }
 
 // outputClosures returns each output's runtime closure: what its files

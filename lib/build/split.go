@@ -62,7 +62,7 @@ func splitPackages(r *Recipe, mainDir, splitRoot string) ([]*output, error) {
 			links:      map[string]bool{},
 		}
 		o.dir = filepath.Join(splitRoot, o.full)
-		if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		if err := mkdir755(o.dir); err != nil {
 			return nil, err
 		}
 		for _, c := range sp.GetClaim() {
@@ -89,7 +89,7 @@ func splitPackages(r *Recipe, mainDir, splitRoot string) ([]*output, error) {
 					}
 					dst = filepath.Join(d, filepath.Base(rel))
 				}
-				if err := os.MkdirAll(filepath.Dir(filepath.Join(o.dir, dst)), 0o755); err != nil {
+				if err := mkdirLike(o.dir, filepath.Dir(dst), mainDir); err != nil {
 					return nil, err
 				}
 				if err := os.Rename(m, filepath.Join(o.dir, dst)); err != nil {
@@ -198,4 +198,28 @@ func splitRecipe(root, dep string) (*Recipe, error) {
 		}
 	}
 	return nil, nil
+}
+
+// mkdirLike makes the directory rel under dir, each new component with
+// the mode of the same directory under like (0755 if like has none), so
+// that modes do not depend on the umask.
+func mkdirLike(dir, rel, like string) error {
+	if rel == "." {
+		return nil
+	}
+	if err := mkdirLike(dir, filepath.Dir(rel), like); err != nil {
+		return err
+	}
+	at := filepath.Join(dir, rel)
+	if _, err := os.Lstat(at); err == nil {
+		return nil
+	}
+	mode := fs.FileMode(0o755)
+	if fi, err := os.Stat(filepath.Join(like, rel)); err == nil && fi.IsDir() {
+		mode = fi.Mode().Perm()
+	}
+	if err := os.Mkdir(at, mode); err != nil {
+		return err
+	}
+	return os.Chmod(at, mode)
 }

@@ -220,7 +220,7 @@ func writeWrappers(pkgDir, full string, r *Recipe, stub []byte, env []string) er
 		if err != nil {
 			return err
 		}
-		if err := os.MkdirAll(filepath.Join(pkgDir, "bin"), 0o755); err != nil {
+		if err := mkdir755(filepath.Join(pkgDir, "bin")); err != nil {
 			return err
 		}
 		for _, e := range entries {
@@ -243,6 +243,9 @@ func writeWrappers(pkgDir, full string, r *Recipe, stub []byte, env []string) er
 				return err
 			}
 			if err := os.WriteFile(at, data, 0o755); err != nil {
+				return err
+			}
+			if err := os.Chmod(at, 0o755); err != nil { // whatever the umask
 				return err
 			}
 		}
@@ -289,4 +292,13 @@ func wrapperEnv(o *output, closure []string, res *resolver) ([]string, error) {
 		}
 	}
 	return env, nil
+}
+
+// mkdir755 makes the directory dir with mode 0755 whatever the umask, so
+// that the image does not depend on who built it.
+func mkdir755(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o755)
 }
