@@ -57,8 +57,9 @@
 // than it saves: the page cache serves warm reads at the kernel's speed
 // either way, and for cold reads the daemon's reads measured faster than
 // the detached mount's (which reads the image's metadata a second time,
-// through the loop device). A kernel without no-open support (before
-// FUSE 7.23) gets OPEN requests and daemon reads.
+// through the loop device). A kernel that does not offer no-open
+// (FUSE_NO_OPEN_SUPPORT) gets OPEN requests and daemon reads; one that
+// does not offer no-opendir (FUSE_NO_OPENDIR_SUPPORT) gets OPENDIR.
 //
 // # Open files of removed packages
 //

@@ -199,8 +199,8 @@ func (s *Server) Passthrough() bool { s.openMode(); return s.passthrough }
 
 // openMode decides, once, how files are opened: with passthrough where
 // asked for, offered by the kernel and the daemon is root; else without
-// OPEN requests where the kernel supports that (every kernel since 3.x
-// with FUSE 7.23, but check), else with OPEN and daemon reads. The kernel
+// OPEN requests where the kernel says it supports that
+// (FUSE_NO_OPEN_SUPPORT), else with OPEN and daemon reads. The kernel
 // sends no OPEN before the INIT handshake is done, so the first Open may
 // decide.
 func (s *Server) openMode() {
