@@ -125,6 +125,15 @@ func TestOrder(t *testing.T) {
 			want: []string{"libc6", "libgcc-s1", "hello"},
 		},
 		{
+			// A dep on a split package is one on the recipe splitting it off.
+			name: "split package",
+			recipes: map[string]string{
+				"app": deps("dep", "lib-dev"),
+				"lib": `split_package: { name: "lib-dev" claim: { glob: "out/include" } }`,
+			},
+			want: []string{"lib", "app"},
+		},
+		{
 			// A build dep inside a runtime cycle decides the order.
 			name: "runtime cycle with build dep",
 			recipes: map[string]string{

@@ -60,6 +60,13 @@ func graph(pkgsDir string, inRepo func(string) bool) (map[string]*recipe, []stri
 	if err != nil {
 		return nil, nil, err
 	}
+	// Split packages are built by the recipe that splits them off.
+	splits := map[string]string{}
+	for _, name := range names {
+		for _, sp := range builds[name].GetSplitPackage() {
+			splits[sp.GetName()] = name
+		}
+	}
 	link := func(r *recipe, entries []string) ([]string, error) {
 		var out []string
 		for _, d := range entries {
@@ -71,6 +78,12 @@ func graph(pkgsDir string, inRepo func(string) bool) (map[string]*recipe, []stri
 				pkg, _ := pkgname.SplitArch(d)
 				if n, err := pkgname.Parse(d); err == nil {
 					pkg = n.Pkg
+				}
+				if src, ok := splits[pkg]; ok {
+					if src != r.name {
+						out = append(out, src)
+					}
+					continue
 				}
 				if inRepo(pkg) {
 					continue
