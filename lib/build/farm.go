@@ -44,8 +44,8 @@ const loaderName = "ld-linux-x86-64.so.2"
 const glibcPackage = "libc6"
 
 // pinFlags returns the linker flags that pin the rpath (the lib/ farm
-// of full) and the loader of the glibc among deps, or an error if no
-// dependency provides the loader.
+// of full) and the loader of the glibc among deps: "" without glibc among
+// them, an error if it lacks the loader.
 func pinFlags(full string, ro *roTree) (string, error) {
 	for _, r := range ro.recipes {
 		if r.Name != glibcPackage {
