@@ -93,6 +93,16 @@ func ReadRecipe(pkgDir string) (*Recipe, error) {
 	dir := filepath.Clean(pkgDir)
 	f := filepath.Join(dir, "build.textproto")
 	b, err := pb.ReadBuildFile(f)
+	if errors.Is(err, os.ErrNotExist) {
+		// pkgs/lua with pkgs/lua/5.3.6/ and pkgs/lua/5.4.4/: say so.
+		if refs, verr := recipe.Versions(filepath.Dir(dir), filepath.Base(dir)); verr == nil && refs[0].Dir != dir {
+			var dirs []string
+			for _, r := range refs {
+				dirs = append(dirs, r.Dir)
+			}
+			return nil, fmt.Errorf("%s holds several versions of %s, build one of %s: %w", dir, filepath.Base(dir), strings.Join(dirs, ", "), err)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
