@@ -71,7 +71,7 @@ type Options struct {
 	// Builder builds recipes; required unless DryRun.
 	Builder Builder
 	// Digest returns a recipe directory's input digest; nil means
-	// [build.InputDigest].
+	// [build.InputDigestWithRepo] with RepoDir.
 	Digest func(recipeDir string) (string, error)
 	// Progress receives lines such as "[3/17] building hello …"; nil
 	// discards them.
@@ -130,7 +130,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	digestOf := opts.Digest
 	if digestOf == nil {
-		digestOf = build.InputDigest
+		// As the build computes it: deps without a recipe come from the
+		// repository.
+		digestOf = func(dir string) (string, error) { return build.InputDigestWithRepo(dir, opts.RepoDir) }
 	}
 	newest, err := newestMetas(filepath.Join(opts.RepoDir, "pkg"))
 	if err != nil {

@@ -85,6 +85,11 @@ type Recipe struct {
 	Dir  string // pkgs/<name> or pkgs/<name>/<upstream version>
 	File string // Dir/build.textproto
 	Root string // the recipe tree, pkgs
+	// Repo, if set, is a repository whose packages serve the deps the
+	// recipe tree has no recipe for (see repoRecipe in farm.go).
+	Repo string
+	// repoMeta is set for a package taken from Repo instead of a recipe.
+	repoMeta *pb.Meta
 	*pb.Build
 }
 
@@ -153,14 +158,31 @@ func depName(d string) string {
 }
 
 // lookup reads the recipe of the package named by dep in r's recipe
-// tree ([recipe.Resolve]).
+// tree ([recipe.Resolve]); a split package resolves to the recipe that
+// splits it off; a package the tree lacks comes from r's repository, if
+// it has one and the package is there.
 func lookup(r *Recipe, dep string) (*Recipe, error) {
+	dr, err := lookupIn(r, dep)
+	if dr != nil {
+		dr.Repo = r.Repo
+	}
+	return dr, err
+}
+
+func lookupIn(r *Recipe, dep string) (*Recipe, error) {
 	ref, err := recipe.Resolve(r.Root, dep)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			// A split package: built by the recipe that splits it off.
 			if sr, serr := splitRecipe(r.Root, dep); serr != nil || sr != nil {
 				return sr, serr
+			}
+			if r.Repo != "" {
+				if rr, rerr := repoRecipe(r.Repo, dep); rerr != nil || rr != nil {
+					if rr != nil {
+						rr.Root = r.Root
+					}
+					return rr, rerr
+				}
 			}
 			return nil, fmt.Errorf("%s: unknown dependency %q (%v)", r.File, dep, err)
 		}
@@ -178,14 +200,25 @@ func lookup(r *Recipe, dep string) (*Recipe, error) {
 // Each item is length-prefixed and labelled, so the digest is stable and
 // unambiguous.
 func InputDigest(pkgDir string) (string, error) {
+	return InputDigestWithRepo(pkgDir, "")
+}
+
+// InputDigestWithRepo is [InputDigest] for a recipe whose deps may come
+// from the repository repoDir (those its tree has no recipe for), as in
+// [Builder.Build]: such a dep enters by its meta's input digest.
+func InputDigestWithRepo(pkgDir, repoDir string) (string, error) {
 	r, err := ReadRecipe(pkgDir)
 	if err != nil {
 		return "", err
 	}
+	r.Repo = repoDir
 	return inputDigest(r, nil)
 }
 
 func inputDigest(r *Recipe, stack []string) (string, error) {
+	if r.repoMeta != nil {
+		return r.repoMeta.GetInputDigest(), nil // a package from the repository
+	}
 	if i := slices.Index(stack, r.Name); i >= 0 {
 		return "", fmt.Errorf("dependency cycle: %s", strings.Join(append(stack[i:], r.Name), " -> "))
 	}
@@ -276,6 +309,7 @@ func (b *Builder) Build(ctx context.Context, pkgDir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	r.Repo = b.opts.RepoDir
 	bn := r.BuilderName()
 	if bn != "debian-import" && !slices.Contains(sandboxedBuilders, bn) {
 		return "", fmt.Errorf("%w: %s (builder %s)", ErrNeedsSandbox, r.File, bn)

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -498,15 +499,13 @@ func (b *Builder) metaClosure(ctx context.Context, r *Recipe, deps []*Recipe, im
 // repoOrRecipe returns the package full (a full name) from the
 // repository if it is there, else built from its recipe.
 func (b *Builder) repoOrRecipe(ctx context.Context, r *Recipe, full string) (*Recipe, string, error) {
-	n, err := pkgname.Parse(full)
+	rr, err := repoRecipe(b.opts.RepoDir, full)
 	if err != nil {
 		return nil, "", err
 	}
-	img := filepath.Join(b.opts.RepoDir, "pkg", full+".squashfs")
-	if _, err := os.Stat(img); err == nil {
-		if _, err := os.Stat(strings.TrimSuffix(img, ".squashfs") + ".meta.textproto"); err == nil {
-			return &Recipe{Name: n.Pkg, Build: &pb.Build{Version: new(n.Version())}}, img, nil
-		}
+	if rr != nil {
+		rr.Root, rr.Repo = r.Root, r.Repo
+		return rr, b.imagePath(rr), nil
 	}
 	dr, err := lookup(r, full)
 	if err != nil {
@@ -515,6 +514,54 @@ func (b *Builder) repoOrRecipe(ctx context.Context, r *Recipe, full string) (*Re
 	if dr.FullName() != full {
 		return nil, "", fmt.Errorf("the recipe %s is version %s", dr.File, dr.GetVersion())
 	}
-	img, err = b.ensureBuilt(ctx, dr)
+	img, err := b.ensureBuilt(ctx, dr)
 	return dr, img, err
+}
+
+// repoRecipe returns the package dep names (a name: its newest revision;
+// a full name: that package) from the repository repo, as a Recipe
+// without a recipe file: its runtime deps are its meta's closure and its
+// input digest the meta's. It returns nil if the repository does not
+// have the package (image and meta).
+func repoRecipe(repo, dep string) (*Recipe, error) {
+	var n pkgname.Name
+	if full, err := pkgname.Parse(dep); err == nil {
+		n = full
+	} else {
+		name := depName(dep)
+		metas, err := filepath.Glob(filepath.Join(repo, "pkg", name+"-"+Arch+"-*.meta.textproto"))
+		if err != nil {
+			return nil, err
+		}
+		found := false
+		for _, m := range metas {
+			c, err := pkgname.Parse(strings.TrimSuffix(filepath.Base(m), ".meta.textproto"))
+			if err != nil || c.Pkg != name {
+				continue
+			}
+			if !found || n.Less(c) {
+				n, found = c, true
+			}
+		}
+		if !found {
+			return nil, nil
+		}
+	}
+	base := filepath.Join(repo, "pkg", n.String())
+	if _, err := os.Stat(base + ".squashfs"); err != nil {
+		return nil, nil
+	}
+	meta, err := pb.ReadMetaFile(base + ".meta.textproto")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Recipe{
+		Name:     n.Pkg,
+		File:     base + ".meta.textproto",
+		repoMeta: meta,
+		Build:    &pb.Build{Version: new(n.Version()), RuntimeDep: meta.GetRuntimeDep()},
+	}, nil
 }

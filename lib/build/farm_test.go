@@ -207,9 +207,10 @@ int main(int argc, char **argv) {
 // loader keep greeter on libgreet 1.0 while 2.0 owns /ro/lib; the bin/
 // wrappers work from /ro/bin and /ro/<full>/bin, keep argv[0], set
 // PERL5LIB and pass exit status and signals through; runtime deps come
-// from ELF files, #! lines and pkg-config Requires, per split.
+// from ELF files, #! lines and pkg-config Requires, per split; a recipe
+// outside pkgs/ builds with deps from the repository only.
 //
-// Cost: importing the toolchain (about 30 s) and three tiny builds.
+// Cost: importing the toolchain (about 20 s) and four tiny builds.
 func TestPackaging(t *testing.T) {
 	b, repo := newSandboxBuilder(t)
 	pkgs := filepath.Join(t.TempDir(), "pkgs")
@@ -311,6 +312,27 @@ cbuilder: {}
 	}
 	if dm.GetSourcePkg() != "libgreet" {
 		t.Errorf("libgreet-dev source_pkg %q, want libgreet", dm.GetSourcePkg())
+	}
+
+	// A recipe outside pkgs/: every dep (the toolchain, libgreet 1.0 and
+	// its -dev split, named by full name as 2.0 is there too) comes from
+	// the repository.
+	other := filepath.Join(t.TempDir(), "other", "greeter2")
+	write(t, filepath.Join(other, "build.textproto"), []byte(`source: "`+tb+`"
+hash: "`+sum+`"
+version: "1.0-1"
+dep: "`+libA.FullName()+`"
+dep: "`+devFull+`"
+cbuilder: {}
+`))
+	if _, err := b.Build(t.Context(), other); err != nil {
+		t.Fatalf("building a recipe whose deps are in the repository only: %v", err)
+	}
+	if m := metaOf("greeter2-" + Arch + "-1.0-1"); !slices.Contains(m.GetRuntimeDep(), libA.FullName()) {
+		t.Errorf("greeter2 runtime_dep %q lacks %s", m.GetRuntimeDep(), libA.FullName())
+	}
+	if d, err := InputDigestWithRepo(other, repo); err != nil || d != metaOf("greeter2-"+Arch+"-1.0-1").GetInputDigest() {
+		t.Errorf("InputDigestWithRepo = %q, %v; want the meta's digest", d, err)
 	}
 
 	// /ro: libgreet 2.0 first, so that it owns /ro/lib/libgreet.so.1,

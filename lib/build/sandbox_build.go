@@ -127,6 +127,9 @@ func (b *Builder) imagePath(r *Recipe) string {
 // already, with the input digest r has now.
 func (b *Builder) ensureBuilt(ctx context.Context, r *Recipe) (string, error) {
 	img := b.imagePath(r)
+	if r.repoMeta != nil {
+		return img, nil // a package from the repository, no recipe
+	}
 	if _, err := os.Stat(img); err == nil {
 		meta, err := pb.ReadMetaFile(strings.TrimSuffix(img, ".squashfs") + ".meta.textproto")
 		if err == nil {
@@ -135,6 +138,7 @@ func (b *Builder) ensureBuilt(ctx context.Context, r *Recipe) (string, error) {
 			if err != nil {
 				return "", err
 			}
+			src.Repo = r.Repo
 			digest, err := inputDigest(src, nil)
 			if err != nil {
 				return "", err
