@@ -19,7 +19,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -337,7 +336,7 @@ func (b *Builder) Build(ctx context.Context, pkgDir string) (string, error) {
 	if err := ImportDebian(src, dest); err != nil {
 		return "", fmt.Errorf("%s: %w", r.File, err)
 	}
-	epoch, err := newestFile(dest)
+	epoch, err := source.NewestMtime(dest)
 	if err != nil {
 		return "", err
 	}
@@ -365,26 +364,6 @@ func (b *Builder) packPackage(r *Recipe, full, dir string, runtimeDeps []string,
 		return "", fmt.Errorf("%s: pack: %w", r.File, err)
 	}
 	return img, nil
-}
-
-// newestFile returns the newest mtime of the regular files under dir (they
-// carry the archive's time stamps), or 1970-01-01 00:00:01 without any.
-func newestFile(dir string) (time.Time, error) {
-	newest := time.Unix(1, 0)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if fi.ModTime().After(newest) {
-			newest = fi.ModTime()
-		}
-		return nil
-	})
-	return newest, err
 }
 
 // prepareSource fetches r's source (trying its mirrors in order), checks

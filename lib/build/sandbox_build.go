@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"distri.dev/distri/lib/build/source"
 	"distri.dev/distri/lib/loopdev"
 	"distri.dev/distri/lib/pb"
 	"distri.dev/distri/lib/sandbox"
@@ -405,7 +406,7 @@ func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe) (_ string, err 
 			return "", err
 		}
 	}
-	epoch, err := newestFile(src)
+	epoch, err := source.NewestMtime(src)
 	if err != nil {
 		return "", err
 	}

@@ -9,10 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -223,8 +226,17 @@ func extractEntry(root *os.Root, tr *tar.Reader, h *tar.Header, strip int) error
 // Prepare extracts the archive into dst (see [Extract]), applies the
 // patches in order with patch -p1 and copies the extra files into dst.
 // Patch and extra file names are relative to dir, the recipe directory.
+//
+// Patched and extra files get the time stamp of the newest file of the
+// archive, not the time of the build, so that what the build derives from
+// the source's times (SOURCE_DATE_EPOCH, the package's time stamps) is
+// the same every time.
 func Prepare(archive, name, dst, dir string, patches, extraFiles []string) error {
 	if err := Extract(archive, name, dst); err != nil {
+		return err
+	}
+	newest, err := NewestMtime(dst)
+	if err != nil {
 		return err
 	}
 	for _, p := range patches {
@@ -241,7 +253,40 @@ func Prepare(archive, name, dst, dir string, patches, extraFiles []string) error
 			return err
 		}
 	}
-	return nil
+	return clampMtimes(dst, newest)
+}
+
+// NewestMtime returns the newest mtime of the regular files under dir
+// (after Extract, the archive's time stamps), or 1970-01-01 00:00:01
+// without any.
+func NewestMtime(dir string) (time.Time, error) {
+	newest := time.Unix(1, 0)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fi, err := d.Info()
+		if err == nil && fi.ModTime().After(newest) {
+			newest = fi.ModTime()
+		}
+		return err
+	})
+	return newest, err
+}
+
+// clampMtimes sets the mtime of files and directories under dir that are
+// newer than t to t.
+func clampMtimes(dir string, t time.Time) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil || !fi.ModTime().After(t) {
+			return err
+		}
+		return os.Chtimes(p, t, t)
+	})
 }
 
 func pathJoin(dir, p string) string {

@@ -246,6 +246,16 @@ func TestPrepare(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkTree(t, dst, map[string]string{"README": "hello, patched\n", "extra.conf": "extra\n"})
+	// Patched and extra files have the archive's newest time, not now.
+	for _, f := range []string{"README", "extra.conf"} {
+		fi, err := os.Stat(filepath.Join(dst, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.ModTime().Equal(time.Unix(1700000000, 0)) {
+			t.Errorf("%s: mtime %v, want the archive's newest", f, fi.ModTime())
+		}
+	}
 
 	// A patch that does not apply is an error naming it.
 	dst2 := filepath.Join(t.TempDir(), "src")
