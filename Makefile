@@ -109,9 +109,13 @@ OVMF_VARS ?= /usr/share/OVMF/OVMF_VARS_4M.fd
 MKIMAGE = $(BIN)/distri-mkimage
 DISKFLAGS = -v -o $(DISKIMG) --size $(IMAGE_SIZE) $(if $(serial),--serial) \
 	--repo $(IMAGE_REPO) --pubkey $(IMAGE_PUBKEY) $(IMAGE_PKGS)
-# KVM when /dev/kvm is usable, else TCG; UEFI (OVMF) with a per-image copy
-# of the variable store; virtio disk, user networking with ssh forwarded.
-QEMU = qemu-system-x86_64 -machine q35,accel=kvm:tcg -cpu max -m 2048 -smp 2 \
+# UEFI (OVMF) with a per-image copy of the variable store; virtio disk,
+# user networking with ssh forwarded. TCG by default: where /dev/kvm
+# exists but cannot run OVMF (nested virtualization, as on the development
+# VM: "KVM internal error"), accel=kvm:tcg would not fall back. On a host
+# with working KVM: make qemu-serial QEMU_ACCEL=kvm.
+QEMU_ACCEL ?= tcg
+QEMU = qemu-system-x86_64 -machine q35,accel=$(QEMU_ACCEL) -cpu max -m 2048 -smp 2 \
 	-drive if=pflash,format=raw,unit=0,readonly=on,file=$(OVMF_CODE) \
 	-drive if=pflash,format=raw,unit=1,file=$(DISKIMG).vars \
 	-drive file=$(DISKIMG),if=virtio,format=raw \

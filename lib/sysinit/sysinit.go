@@ -141,7 +141,9 @@ func (s *system) startFuse() {
 		defer null.Close()
 	}
 	con, _ := pid1.OpenConsole()
-	files := []*os.File{null, con, con, wr}
+	// stdout (the mount point distri-fuse prints when ready) is not for
+	// the console: readiness comes through fd 3.
+	files := []*os.File{null, null, con, wr}
 	// "@" in argv[0] asks systemd not to kill the daemon at shutdown: it
 	// serves the root's /bin and /lib (systemd's root storage daemons).
 	// TZ= keeps Go from reading /etc/localtime, a symlink into /ro.
