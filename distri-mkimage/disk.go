@@ -61,7 +61,7 @@ func (o *diskOptions) addFlags(fs *pflag.FlagSet) {
 func newDiskCmd(stdio cli.Stdio) *cobra.Command {
 	var opts diskOptions
 	cmd := &cobra.Command{
-		Use:   "disk -o FILE --root DIR --kernel VMLINUZ --initramfs FILE",
+		Use:   "disk -o FILE (--repo R [--pubkey K] PKG... | --root DIR --kernel VMLINUZ --initramfs FILE)",
 		Short: "write a bootable UEFI disk image (GPT, systemd-boot, ext4 root, optionally LUKS2)",
 		Long: `disk writes a GPT disk image that boots with UEFI: an EFI system partition
 (FAT32, 256 MiB) holding systemd-boot, the kernel, the initramfs and one
@@ -70,11 +70,16 @@ LUKS2 container with --encrypt. It needs mkfs.ext4 and no privileges: it
 mounts nothing and uses no loop devices. The output is replaced
 atomically; with --seed the same inputs give the same bytes.
 
-The root is a prepared tree (--root), e.g. from distri-mkimage root.
-Installing packages straight from disk (disk --repo R PKG...) is not
-done yet.
+With packages, disk installs them with their closures from the
+repositories into a root tree (as distri-mkimage root does) and boots the
+kernel package's kernel with the initramfs the installer made for it,
+through systemd-boot from the systemd-boot-efi package; both must be in
+the closure. Otherwise the root is a prepared tree (--root), e.g. from
+distri-mkimage root, with --kernel and --initramfs.
 
 Examples:
+  % distri-mkimage disk -v -o distri-disk.img --repo repo/ \
+        linux-image-6.1.0-56-cloud-amd64 systemd-boot-efi libc6 bash coreutils login distri
   % distri-mkimage root --repo ./repo --pubkey distri.pub -o root/ base
   % distri-mkimage initramfs --kernel-release 6.1.0-56-cloud-amd64 -o initramfs.img
   % distri-mkimage disk -o distri.img --serial --root root/ \
