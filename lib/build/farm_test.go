@@ -22,6 +22,7 @@ import (
 	"distri.dev/distri/lib/pb"
 	"distri.dev/distri/lib/pkgname"
 	"distri.dev/distri/lib/sandbox"
+	"distri.dev/distri/lib/squashfs"
 )
 
 // newSandboxBuilder returns a Builder for sandboxed builds into a fresh
@@ -312,6 +313,32 @@ cbuilder: {}
 	}
 	if dm.GetSourcePkg() != "libgreet" {
 		t.Errorf("libgreet-dev source_pkg %q, want libgreet", dm.GetSourcePkg())
+	}
+
+	// build_steps without a builder, so without gcc: bin/ entries are
+	// links, and the #!/bin/sh script depends on bash.
+	write(t, filepath.Join(pkgs, "scripts", "build.textproto"), []byte(`source: "`+tb+`"
+hash: "`+sum+`"
+version: "1.0-1"
+dep: "bash"
+dep: "coreutils"
+build_step: { argv: ["/bin/sh", "-c", "mkdir -p $DESTDIR$DISTRI_PREFIX/bin && cp $DISTRI_SOURCEDIR/greet-sh $DESTDIR$DISTRI_PREFIX/bin/"] }
+`))
+	scriptsImg, err := b.Build(t.Context(), filepath.Join(pkgs, "scripts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sr, err := squashfs.Open(scriptsImg); err != nil {
+		t.Fatal(err)
+	} else {
+		l, err := sr.FS().(fs.ReadLinkFS).ReadLink("bin/greet-sh")
+		if err != nil || l != "../out/bin/greet-sh" {
+			t.Errorf("scripts: bin/greet-sh → %q (%v), want a link to ../out/bin/greet-sh", l, err)
+		}
+		sr.Close()
+	}
+	if m := metaOf("scripts-" + Arch + "-1.0-1"); !hasDep(m, "bash") {
+		t.Errorf("scripts runtime_dep %q lacks bash (its #!/bin/sh)", m.GetRuntimeDep())
 	}
 
 	// A recipe outside pkgs/: every dep (the toolchain, libgreet 1.0 and

@@ -461,7 +461,7 @@ func (b *Builder) packageOutputs(ctx context.Context, r *Recipe, pkgDir, splitRo
 		if !hasPrograms(o.dir) {
 			continue
 		}
-		if stub == nil {
+		if _, err := os.Stat(filepath.Join(ro.dir, "bin", "gcc")); stub == nil && err == nil {
 			if stub, err = compileWrapperStub(ctx, base, log); err != nil {
 				return "", fmt.Errorf("%s: %w", r.File, err)
 			}

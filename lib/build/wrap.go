@@ -211,7 +211,8 @@ func WrapperTarget(path string) (string, error) {
 // writeWrappers makes bin/X for every program X in out/bin and out/sbin
 // of the package tree pkgDir (whose image is mounted at /ro/<full>):
 // the recipe's own wrappers/X if it has one, else the stub configured to
-// exec /ro/<full>/out/{bin,sbin}/X with env.
+// exec /ro/<full>/out/{bin,sbin}/X with env, or without a stub (a build
+// without gcc) a symlink to it.
 func writeWrappers(pkgDir, full string, r *Recipe, stub []byte, env []string) error {
 	for _, dir := range []string{"bin", "sbin"} {
 		entries, err := os.ReadDir(filepath.Join(pkgDir, "out", dir))
@@ -240,6 +241,13 @@ func writeWrappers(pkgDir, full string, r *Recipe, stub []byte, env []string) er
 				).Replace(string(custom)))
 			} else if !os.IsNotExist(err) {
 				return err
+			} else if stub == nil {
+				// No compiler in the build (build_steps without a
+				// builder): a plain link, no environment.
+				if err := os.Symlink("../out/"+dir+"/"+e.Name(), at); err != nil {
+					return err
+				}
+				continue
 			} else if data, err = wrapperBytes(stub, "/ro/"+full+"/out/"+dir+"/"+e.Name(), env); err != nil {
 				return err
 			}
