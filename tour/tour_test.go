@@ -295,7 +295,7 @@ func TestTour(t *testing.T) {
 		}
 		// 5. A C build environment: GNU hello with ./configure && make.
 		s.must("distri install gcc make autoconf automake", 10*time.Minute)
-		s.must("cd /tmp && tar xzf /mnt/repo/hello_2.10.orig.tar.gz && cd hello-2.10 && ./configure >/tmp/configure.log && make >/tmp/make.log || { tail -20 /tmp/configure.log /tmp/make.log; false; }", 15*time.Minute)
+		s.must("cd /tmp && tar xzf /mnt/repo/hello_2.10.orig.tar.gz && cd hello-2.10 && ./configure >/tmp/configure.log && make -j2 >/tmp/make.log || { tail -20 /tmp/configure.log /tmp/make.log; false; }", 15*time.Minute)
 		if out := s.must("./hello", time.Minute); !strings.Contains(out, "Hello, world!") {
 			t.Errorf("./hello: %q", out)
 		}
