@@ -17,14 +17,16 @@ CMDS := distri distri-build distri-install distri-fuse distri-mkimage distri-ini
 # minisign and nginx are the peers of distri-mirror, cryptsetup of lib/luks;
 # qemu boots the initramfs and images, kmod (depmod) builds module trees,
 # fdisk, cpio and e2fsprogs make and check disks and archives; grub-pc-bin
-# and grub-common (grub-mkimage) make disk images boot with a legacy BIOS.
+# and grub-common (grub-mkimage) make disk images boot with a legacy BIOS;
+# patch applies recipes' cherry_picks (pkgs/gnu-make).
 DEBS := squashfs-tools squashfuse fuse3 util-linux xz-utils zstd lz4 minisign nginx-light cryptsetup-bin \
-	qemu-system-x86 qemu-utils ovmf kmod fdisk cpio e2fsprogs grub-pc-bin grub-common
+	qemu-system-x86 qemu-utils ovmf kmod fdisk cpio e2fsprogs grub-pc-bin grub-common patch
 
 # The benchmarks' peers: Debian's initramfs generators, apt/dpkg
-# installing into a debootstrap'ed chroot from a loopback repository, and
-# mkfs.fat and mtools assembling a disk image's ESP.
-BENCH_DEBS := initramfs-tools-core dracut-core debootstrap dpkg-dev apt-utils curl dosfstools mtools
+# installing into a debootstrap'ed chroot from a loopback repository,
+# mkfs.fat and mtools assembling a disk image's ESP, and gcc 12 and make
+# building zstd on the host.
+BENCH_DEBS := initramfs-tools-core dracut-core debootstrap dpkg-dev apt-utils curl dosfstools mtools gcc-12 make
 
 # How long CI fuzzes the SquashFS reader.
 FUZZTIME ?= 30s
