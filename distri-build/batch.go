@@ -40,15 +40,17 @@ func newBatchCmd(stdio cli.Stdio) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "batch [--repo DIR] [--jobs N] [--keep-going] [--dry-run] PKGSDIR",
 		Short: "build every stale recipe in dependency order",
-		Long: `batch builds every recipe PKGSDIR/<name>/build.textproto whose input
-digest differs from the newest package of that name in <repo>/pkg (or
-that has no package yet), in dependency order (dep and runtime_dep),
-up to --jobs at once, and prints the paths of the images it wrote.
+		Long: `batch builds every recipe PKGSDIR/<name>/build.textproto (or
+PKGSDIR/<name>/<upstream version>/build.textproto, one of several
+versions of <name>) whose input digest differs from that of its package
+in <repo>/pkg (or that has no package yet), in dependency order (dep and
+runtime_dep), up to --jobs at once, and prints the paths of the images
+it wrote.
 
 A cycle of build deps is an error; cycles through runtime deps (libc6
 and libgcc-s1) are fine. A dep that is not in PKGSDIR must have a
 package in the repository. Progress goes to stderr; each build logs to
-<log-dir>/<name>.log. When a build fails, batch starts no more builds
+<log-dir>/<name>.log (<name>-<version>.log). When a build fails, batch starts no more builds
 (unless --keep-going, which builds everything that does not depend on
 the failure), and exits 1 with a summary naming each failed build and
 its log.

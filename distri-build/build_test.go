@@ -103,7 +103,7 @@ func TestBuildNeedsSandbox(t *testing.T) {
 	recipe := `source: "https://example.invalid/make-4.4.tar.gz"
 hash: "` + strings.Repeat("a", 64) + `"
 version: "4.4-1"
-cmakebuilder: {}
+perlbuilder: {}
 `
 	if err := os.WriteFile(filepath.Join(pkg, "build.textproto"), []byte(recipe), 0o644); err != nil {
 		t.Fatal(err)
