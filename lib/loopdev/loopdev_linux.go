@@ -16,6 +16,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -84,8 +85,11 @@ func attach(f *os.File, label string) (int, string, error) {
 	cfg.Info.Flags = unix.LO_FLAGS_READ_ONLY | unix.LO_FLAGS_AUTOCLEAR
 	copy(cfg.Info.File_name[:len(cfg.Info.File_name)-1], label)
 	// Another process may take the free device between our asking and
-	// configuring it: then ask again.
-	for range 20 {
+	// configuring it, and a device whose autoclear is still tearing it
+	// down is "free" but busy (GET_FREE then names it again and again):
+	// ask again, backing off, for about three seconds in all.
+	delay := 100 * time.Microsecond
+	for range 40 {
 		n, err := unix.IoctlRetInt(ctl, unix.LOOP_CTL_GET_FREE)
 		if err != nil {
 			return -1, "", fmt.Errorf("find a free loop device: %w", err)
@@ -103,6 +107,8 @@ func attach(f *os.File, label string) (int, string, error) {
 		if !errors.Is(err, unix.EBUSY) {
 			return -1, "", fmt.Errorf("configure %s for %s: %w", p, f.Name(), err)
 		}
+		time.Sleep(delay)
+		delay = min(2*delay, 100*time.Millisecond)
 	}
 	return -1, "", fmt.Errorf("configure a loop device for %s: %w", f.Name(), syscall.EBUSY)
 }
