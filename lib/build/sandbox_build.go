@@ -173,7 +173,16 @@ type roTree struct {
 func (t *roTree) close() error {
 	var errs []error
 	for i := len(t.mounts) - 1; i >= 0; i-- {
-		if err := unix.Unmount(t.mounts[i], 0); err != nil {
+		err := unix.Unmount(t.mounts[i], 0)
+		if errors.Is(err, unix.EBUSY) {
+			// Something still has a file open in it (a process of a
+			// failed build that has not died yet): detach the mount
+			// now, the kernel drops it and its loop device when the
+			// last file closes, and nothing is left mounted under the
+			// build directory that is about to be removed.
+			err = unix.Unmount(t.mounts[i], unix.MNT_DETACH)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("umount %s: %w", t.mounts[i], err))
 		}
 	}
