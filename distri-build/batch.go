@@ -166,10 +166,10 @@ func (lb *logBuilder) Build(ctx context.Context, recipeDir string) ([]string, st
 	if err != nil {
 		return nil, logPath, err
 	}
-	img, err := b.Build(ctx, recipeDir)
+	paths, err := b.BuildAll(ctx, recipeDir)
 	if err != nil {
 		fmt.Fprintf(f, "error: %v\n", err)
 		return nil, logPath, err
 	}
-	return []string{img}, logPath, nil
+	return paths, logPath, nil
 }

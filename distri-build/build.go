@@ -95,11 +95,13 @@ func runBuild(cmd *cobra.Command, opts buildOptions, pkgDirs []string, stdio cli
 		return err
 	}
 	for _, d := range pkgDirs {
-		img, err := b.Build(cmd.Context(), d)
+		paths, err := b.BuildAll(cmd.Context(), d)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(stdio.Out, img)
+		for _, p := range paths {
+			fmt.Fprintln(stdio.Out, p)
+		}
 	}
 	return nil
 }

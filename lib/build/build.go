@@ -299,6 +299,26 @@ func RuntimeClosure(r *Recipe) ([]string, error) {
 	return out, nil
 }
 
+// BuildAll builds the recipe in pkgDir like [Builder.Build] and returns
+// the paths of every package it wrote: the main package first, then its
+// split packages in the recipe's order.
+func (b *Builder) BuildAll(ctx context.Context, pkgDir string) ([]string, error) {
+	img, err := b.Build(ctx, pkgDir)
+	if err != nil {
+		return nil, err
+	}
+	paths := []string{img}
+	r, err := ReadRecipe(pkgDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, sp := range r.GetSplitPackage() {
+		full := sp.GetName() + "-" + Arch + "-" + r.GetVersion()
+		paths = append(paths, filepath.Join(filepath.Dir(img), full+".squashfs"))
+	}
+	return paths, nil
+}
+
 // Build builds the recipe in pkgDir into RepoDir/pkg and returns the
 // image's path. Debian imports and cbuilder recipes are supported (the
 // latter need root: they loop-mount their dependencies and use the

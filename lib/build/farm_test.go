@@ -272,8 +272,22 @@ cbuilder: {}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Build(t.Context(), libB.Dir); err != nil {
+	libBPaths, err := b.BuildAll(t.Context(), libB.Dir)
+	if err != nil {
 		t.Fatal(err)
+	}
+	// BuildAll reports the main package and its split, both written.
+	wantPaths := []string{
+		filepath.Join(repo, "pkg", libB.FullName()+".squashfs"),
+		filepath.Join(repo, "pkg", "libgreet-dev-"+Arch+"-"+libB.GetVersion()+".squashfs"),
+	}
+	if !slices.Equal(libBPaths, wantPaths) {
+		t.Errorf("BuildAll(libgreet 2.0) = %q, want %q", libBPaths, wantPaths)
+	}
+	for _, p := range libBPaths {
+		if _, err := os.Stat(p); err != nil {
+			t.Error(err)
+		}
 	}
 
 	metaOf := func(full string) *pb.Meta {
