@@ -111,18 +111,26 @@ func getxattr(xs []squashfs.Xattr, name string, dest []byte) (uint32, syscall.Er
 	return 0, noXattr(name)
 }
 
-// xattrSELinux is the SELinux label, which images do not carry.
-const xattrSELinux = "security.selinux"
+// unsupportedXattrs are attributes the images cannot carry (squashfs
+// stores only the user, trusted and security namespaces) and that ls -l
+// asks for of every entry: the SELinux label and POSIX ACLs.
+var unsupportedXattrs = map[string]bool{
+	"security.selinux":         true,
+	"system.posix_acl_access":  true,
+	"system.posix_acl_default": true,
+}
 
 // noXattr is the error for an attribute a node does not have: ENODATA,
-// but EOPNOTSUPP for an absent SELinux label. ls -l asks for the label
-// of every entry, a round trip each, as the kernel caches no xattrs; after
-// EOPNOTSUPP (SELinux labels not supported here) it stops asking for the
-// rest of the file system, after ENODATA it does not. The kernel passes
-// EOPNOTSUPP on and keeps asking for other attributes (ENOSYS would make
-// it stop asking for any, security.capability included).
+// but EOPNOTSUPP for the unsupportedXattrs, as the kernel's squashfs
+// answers. ls -l asks for the SELinux label and the ACL of every entry, a
+// round trip each (the kernel caches no xattrs, and ACLs only until it
+// forgets the inode, which a cold walk has); after EOPNOTSUPP (not
+// supported here) it stops asking for the rest of the file system, after
+// ENODATA it does not. The kernel passes EOPNOTSUPP on and keeps asking
+// for other attributes (ENOSYS would make it stop asking for any,
+// security.capability included).
 func noXattr(name string) syscall.Errno {
-	if name == xattrSELinux {
+	if unsupportedXattrs[name] {
 		return syscall.EOPNOTSUPP
 	}
 	return syscall.ENODATA

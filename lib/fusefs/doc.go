@@ -102,18 +102,19 @@
 //     file pages too: images never change, and every change to the virtual
 //     parts comes with a notification. Virtual nodes keep their inode
 //     numbers across rescans while they are unchanged, so their caches
-//     survive; a symlink whose target changes is a new inode. POSIX ACLs
-//     are enabled (the images have none) only so that the kernel caches
-//     their absence per inode instead of asking on every ls -l.
+//     survive; a symlink whose target changes is a new inode.
 //   - Extended attributes are not cached by the kernel, and ls -l asks
-//     for security.selinux of every entry. The kernel would stop asking
-//     if GETXATTR answered ENOSYS once, but for every attribute of the
-//     mount, which would lose security.capability (file capabilities of
-//     programs in packages). Instead an absent security.selinux is
-//     EOPNOTSUPP (the images carry no SELinux labels), after which ls
-//     stops asking for the rest of the file system; other absent
-//     attributes are ENODATA. A node's xattrs are read from the image
-//     once and then answered from memory.
+//     for security.selinux and system.posix_acl_access of every entry.
+//     The kernel would stop asking if GETXATTR answered ENOSYS once, but
+//     for every attribute of the mount, which would lose
+//     security.capability (file capabilities of programs in packages).
+//     Instead both are EOPNOTSUPP (squashfs images carry neither SELinux
+//     labels nor ACLs, and the kernel's squashfs answers so too), after
+//     which ls stops asking for the rest of the file system; other absent
+//     attributes are ENODATA. POSIX ACL support stays off: with it the
+//     kernel caches an inode's "no ACL", but asks again for every inode
+//     it has forgotten, a GETXATTR per entry of a cold ls -l. A node's
+//     xattrs are read from the image once and then answered from memory.
 //   - Directory offsets are hashes of the names (see readdir.go), so a
 //     listing read in several READDIRs across a rescan neither repeats nor
 //     skips a name.

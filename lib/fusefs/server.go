@@ -148,10 +148,12 @@ func Mount(ctx context.Context, opts Options) (*Server, error) {
 		// its own: image contents are immutable.
 		ExplicitDataCacheControl: true,
 		MaxWrite:                 1 << 20, // larger reads when the daemon answers them
-		// POSIX ACLs: images have none, but with ACL support the kernel
-		// caches that answer per inode, instead of asking for
-		// system.posix_acl_access on every ls -l.
-		EnableAcl: true,
+		// No POSIX ACLs: images cannot carry them. With ACL support
+		// the kernel would cache their absence per inode, but ask
+		// again for every inode it has forgotten: a GETXATTR per entry
+		// of a cold ls -l. Without it, an ACL is "not supported"
+		// (noXattr), and ls stops asking for the whole mount.
+		EnableAcl: false,
 		Debug:     opts.DebugFUSE,
 		Logger:    s.log,
 	}
