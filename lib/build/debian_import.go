@@ -111,38 +111,16 @@ func ImportDebian(src, dest string) error {
 			return err
 		}
 	}
-	for _, dir := range []string{"bin", "sbin"} {
-		entries, err := os.ReadDir(filepath.Join(dest, "out", dir))
-		if os.IsNotExist(err) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(filepath.Join(dest, "bin"), 0o755); err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if e.IsDir() {
-				continue
-			}
-			l := filepath.Join(dest, "bin", e.Name())
-			if _, err := os.Lstat(l); err == nil {
-				continue // bin/ wins over sbin/
-			}
-			target := "../out/" + dir + "/" + e.Name()
-			// A link to a bare name another package provides (binutils'
-			// as → x86_64-linux-gnu-as, gcc → gcc-12) dangles inside this
-			// package: its entry goes through the exchange directory.
-			if t, err := os.Readlink(filepath.Join(dest, "out", dir, e.Name())); err == nil && !strings.Contains(t, "/") {
-				if _, err := os.Lstat(filepath.Join(dest, "out", dir, t)); os.IsNotExist(err) {
-					target = "/bin/" + t
-				}
-			}
-			if err := os.Symlink(target, l); err != nil {
-				return err
+	return eachProgram(dest, func(rel, at string) error {
+		target := "../" + rel
+		// A link to a bare name another package provides (binutils'
+		// as → x86_64-linux-gnu-as, gcc → gcc-12) dangles inside this
+		// package: its entry goes through the exchange directory.
+		if t, err := os.Readlink(filepath.Join(dest, rel)); err == nil && !strings.Contains(t, "/") {
+			if _, err := os.Lstat(filepath.Join(dest, path.Dir(rel), t)); os.IsNotExist(err) {
+				target = "/bin/" + t
 			}
 		}
-	}
-	return nil
+		return os.Symlink(target, at)
+	})
 }

@@ -214,8 +214,38 @@ func WrapperTarget(path string) (string, error) {
 // exec /ro/<full>/out/{bin,sbin}/X with env, or without a stub (a build
 // without gcc) a symlink to it.
 func writeWrappers(pkgDir, full string, r *Recipe, stub []byte, env []string) error {
-	for _, dir := range []string{"bin", "sbin"} {
-		entries, err := os.ReadDir(filepath.Join(pkgDir, "out", dir))
+	return eachProgram(pkgDir, func(rel, at string) error {
+		name := filepath.Base(rel)
+		var data []byte
+		if custom, err := os.ReadFile(filepath.Join(r.Dir, "wrappers", name)); err == nil {
+			data = []byte(strings.NewReplacer(
+				"${DISTRI_PREFIX}", "/ro/"+full+"/out",
+				"${DISTRI_FULLNAME}", full,
+			).Replace(string(custom)))
+		} else if !os.IsNotExist(err) {
+			return err
+		} else if stub == nil {
+			// No compiler in the build (build_steps without a
+			// builder): a plain link, no environment.
+			return os.Symlink("../"+rel, at)
+		} else if data, err = wrapperBytes(stub, "/ro/"+full+"/"+rel, env); err != nil {
+			return err
+		}
+		if err := os.WriteFile(at, data, 0o755); err != nil {
+			return err
+		}
+		return os.Chmod(at, 0o755) // whatever the umask
+	})
+}
+
+// eachProgram calls fn for every program of the package tree pkgDir
+// that gets a bin/ entry: each non-directory in out/bin, then those of
+// out/sbin whose name out/bin does not have. rel is the program's path
+// relative to pkgDir (out/bin/X), at the entry to make (pkgDir/bin/X);
+// bin/ exists when fn runs.
+func eachProgram(pkgDir string, fn func(rel, at string) error) error {
+	for _, dir := range []string{"out/bin", "out/sbin"} {
+		entries, err := os.ReadDir(filepath.Join(pkgDir, dir))
 		if os.IsNotExist(err) {
 			continue
 		}
@@ -233,28 +263,7 @@ func writeWrappers(pkgDir, full string, r *Recipe, stub []byte, env []string) er
 			if _, err := os.Lstat(at); err == nil {
 				continue // out/bin/X wins over out/sbin/X
 			}
-			var data []byte
-			if custom, err := os.ReadFile(filepath.Join(r.Dir, "wrappers", e.Name())); err == nil {
-				data = []byte(strings.NewReplacer(
-					"${DISTRI_PREFIX}", "/ro/"+full+"/out",
-					"${DISTRI_FULLNAME}", full,
-				).Replace(string(custom)))
-			} else if !os.IsNotExist(err) {
-				return err
-			} else if stub == nil {
-				// No compiler in the build (build_steps without a
-				// builder): a plain link, no environment.
-				if err := os.Symlink("../out/"+dir+"/"+e.Name(), at); err != nil {
-					return err
-				}
-				continue
-			} else if data, err = wrapperBytes(stub, "/ro/"+full+"/out/"+dir+"/"+e.Name(), env); err != nil {
-				return err
-			}
-			if err := os.WriteFile(at, data, 0o755); err != nil {
-				return err
-			}
-			if err := os.Chmod(at, 0o755); err != nil { // whatever the umask
+			if err := fn(dir+"/"+e.Name(), at); err != nil {
 				return err
 			}
 		}
