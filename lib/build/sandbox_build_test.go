@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"distri.dev/distri/lib/pb"
-	"distri.dev/distri/lib/pkgname"
 	"distri.dev/distri/lib/sandbox"
 )
 
@@ -68,30 +67,7 @@ func TestBuildHelloSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recipes := []*Recipe{hello}
-	images := map[string]string{hello.FullName(): img}
-	for _, full := range meta.GetRuntimeDep() {
-		n, err := pkgname.Parse(full)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := lookup(hello, n.Pkg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recipes = append(recipes, r)
-		images[full] = b.imagePath(r)
-	}
-	sortRecipes(recipes)
-	ro, err := assembleRO(t.Context(), filepath.Join(t.TempDir(), "ro"), recipes, images)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := ro.close(); err != nil {
-			t.Error(err)
-		}
-	})
+	ro := runtimeRO(t, b, meta.GetRuntimeDep(), []*Recipe{hello}, map[string]string{hello.FullName(): img})
 	var stdout, stderr bytes.Buffer
 	err = sandbox.Run(t.Context(), sandbox.Options{
 		RO:     ro.dir,
