@@ -71,6 +71,27 @@ func StartFuse(opts FuseOptions) (*os.Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", opts.Fuse, err)
 	}
+	switch err := waitReady(rd, opts.Timeout); err {
+	case nil:
+		return p, nil
+	case errNotReady:
+		p.Kill()
+		p.Wait()
+		return nil, fmt.Errorf("%s: %s not ready after %v", opts.Fuse, opts.Mount, opts.Timeout)
+	default:
+		p.Kill()
+		p.Wait()
+		return nil, fmt.Errorf("%s exited before %s was ready", opts.Fuse, opts.Mount)
+	}
+}
+
+// errNotReady is waitReady's error for a daemon still running, not ready.
+var errNotReady = errors.New("not ready in time")
+
+// waitReady waits until distri-fuse writes to its readiness fd (the read
+// end rd): nil then, errNotReady after timeout, or the read's error
+// (io.EOF) when the daemon closed it, by exiting, without a word.
+func waitReady(rd *os.File, timeout time.Duration) error {
 	ready := make(chan error, 1)
 	go func() {
 		buf := make([]byte, 512)
@@ -82,17 +103,10 @@ func StartFuse(opts FuseOptions) (*os.Process, error) {
 	}()
 	select {
 	case err := <-ready:
-		if err != nil {
-			p.Kill()
-			p.Wait()
-			return nil, fmt.Errorf("%s exited before %s was ready", opts.Fuse, opts.Mount)
-		}
-	case <-time.After(opts.Timeout):
-		p.Kill()
-		p.Wait()
-		return nil, fmt.Errorf("%s: %s not ready after %v", opts.Fuse, opts.Mount, opts.Timeout)
+		return err
+	case <-time.After(timeout):
+		return errNotReady
 	}
-	return p, nil
 }
 
 // EntrypointOptions configure Entrypoint.

@@ -157,23 +157,13 @@ func (s *system) startFuse() {
 		s.log.Printf("start %s: %v", bin, err)
 		return
 	}
-	ready := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 512)
-		n, err := rd.Read(buf)
-		if n > 0 {
-			err = nil
-		}
-		ready <- err
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			s.log.Printf("%s exited before %s was ready", bin, initconfig.ROMount)
-			return
-		}
-	case <-time.After(30 * time.Second):
+	switch err := waitReady(rd, 30*time.Second); err {
+	case nil:
+	case errNotReady:
 		s.log.Printf("%s did not get ready in 30s; going on", bin)
+	default:
+		s.log.Printf("%s exited before %s was ready", bin, initconfig.ROMount)
+		return
 	}
 	s.fuse = p
 	s.log.Printf("serving %s from %s (distri-fuse pid %d)", initconfig.ROMount, initconfig.Store, p.Pid)
