@@ -18,18 +18,20 @@ type buildOptions struct {
 	repo  string
 	cache string
 	check bool
+	jobs  int
 }
 
 func (o *buildOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.repo, "repo", ".", "repository to write packages into (<repo>/pkg)")
 	fs.BoolVar(&o.check, "check", false, "run the test suite (make check) of compiled packages before installing")
+	fs.IntVarP(&o.jobs, "jobs", "j", 0, "parallel jobs inside each build (make -j, ninja -j); 0: the number of CPUs")
 	fs.StringVar(&o.cache, "cache", "", "source cache, holding sha256/<hex> (default: /var/cache/distri as root, else distri in the user's cache directory)")
 }
 
 func newBuildCmd(stdio cli.Stdio) *cobra.Command {
 	var opts buildOptions
 	cmd := &cobra.Command{
-		Use:   "build [--repo DIR] [--cache DIR] [--check] PKGDIR...",
+		Use:   "build [--repo DIR] [--jobs N] [--cache DIR] [--check] PKGDIR...",
 		Short: "build recipes into packages",
 		Long: `build builds each recipe PKGDIR/build.textproto into <repo>/pkg and prints
 the paths of the images it wrote.
@@ -39,12 +41,14 @@ sha256 and kept in a content-addressed cache. debian: and debian-src:
 locations are resolved against the machine's apt sources.
 
 Debian binary packages (a recipe with a .deb source and no builder) are
-repackaged into the distri layout without compiling. cbuilder (autotools)
-recipes are compiled in the build sandbox, as root, against their deps and
-the bootstrap toolchain (Debian imports in the same pkgs/ directory, built
-first when missing from <repo>/pkg); the build log goes to
-<repo>/log/<full name>.log. Other builders are not supported yet; build
-says so and fails.
+repackaged into the distri layout without compiling. cbuilder (autotools),
+cmakebuilder, mesonbuilder and build_step recipes are compiled in the build
+sandbox, as root, against their deps and their builder's toolchain (taken
+from the same pkgs/ tree, else from <repo>/pkg; built first when missing).
+Each build writes its log to <repo>/log/<full name>.log; a failure names
+the recipe, the step and the log. A recipe with split_package entries
+writes several packages; all their paths are printed. Several versions of
+one package live in pkgs/<name>/<version>/ (docs/build.md).
 
 Examples:
   % distri-build scaffold debian:hello -o pkgs
@@ -86,6 +90,7 @@ func runBuild(cmd *cobra.Command, opts buildOptions, pkgDirs []string, stdio cli
 	b, err := build.New(build.Options{
 		RepoDir: opts.repo,
 		Check:   opts.check,
+		Jobs:    opts.jobs,
 		Fetcher: &source.Fetcher{CacheDir: cache, ArchiveURIs: uris},
 		Log: func(format string, args ...any) {
 			fmt.Fprintf(stdio.Err, format+"\n", args...)

@@ -113,3 +113,9 @@ perlbuilder: {}
 		t.Errorf("build of a compiling recipe: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }
+
+func TestBuildJobsFlag(t *testing.T) {
+	if code, _, errs := runCmd(t, "build", "--jobs", "many", "pkgs/hello"); code != 2 || !strings.Contains(errs, "--jobs") {
+		t.Errorf("build --jobs many: exit %d, stderr %q; want exit 2 naming --jobs", code, errs)
+	}
+}

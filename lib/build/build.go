@@ -52,6 +52,10 @@ type Options struct {
 	// Check runs "make check" (cbuilder) after building, before
 	// installing; a failing check fails the build.
 	Check bool
+	// Jobs is the parallelism inside one build (DISTRI_JOBS: make -j,
+	// ninja -j); 0 means the number of CPUs. It is no input of the
+	// package: the same recipe gives the same bytes with any Jobs.
+	Jobs int
 	// Log, if set, receives progress lines.
 	Log func(format string, args ...any)
 }

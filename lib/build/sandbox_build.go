@@ -1,6 +1,7 @@
 package build
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -353,7 +354,7 @@ func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe) (_ string, err 
 		sourceDir: "/usr/src/" + full,
 		buildDir:  "/build",
 		destDir:   "/dest/tmp",
-		jobs:      runtime.NumCPU(),
+		jobs:      cmp.Or(b.opts.Jobs, runtime.NumCPU()),
 	}
 	prefix := paths.prefix
 	steps, err := buildSteps(r, paths, deps, b.opts.Check)
