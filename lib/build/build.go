@@ -123,9 +123,14 @@ func (r *Recipe) FullName() string {
 	return r.Name + "-" + Arch + "-" + r.GetVersion()
 }
 
+// EmptySource is the source of a recipe without one: with neither
+// builder nor build steps, a meta-package ("empty").
+const EmptySource = "empty://"
+
 // BuilderName names what builds the recipe: "debian-import" for a .deb
-// source without builder or build steps, the builder's field name
-// (cbuilder, …), "build_step" for custom steps, or "none".
+// source without builder or build steps, "empty" for a meta-package
+// (source empty://, no builder, no build steps), the builder's field
+// name (cbuilder, …), "build_step" for custom steps, or "none".
 func (r *Recipe) BuilderName() string {
 	switch {
 	case r.GetCbuilder() != nil:
@@ -146,6 +151,8 @@ func (r *Recipe) BuilderName() string {
 		return "build_step"
 	case strings.HasSuffix(r.GetSource(), ".deb"):
 		return "debian-import"
+	case r.GetSource() == EmptySource:
+		return "empty"
 	}
 	return "none"
 }
@@ -324,8 +331,8 @@ func (b *Builder) BuildAll(ctx context.Context, pkgDir string) ([]string, error)
 }
 
 // Build builds the recipe in pkgDir into RepoDir/pkg and returns the
-// image's path. Debian imports and cbuilder recipes are supported (the
-// latter need root: they loop-mount their dependencies and use the
+// image's path. Debian imports, meta-packages (empty://) and cbuilder
+// recipes are supported (the latter need root: they loop-mount their dependencies and use the
 // sandbox); other recipes return an error wrapping [ErrNeedsSandbox].
 func (b *Builder) Build(ctx context.Context, pkgDir string) (string, error) {
 	r, err := ReadRecipe(pkgDir)
@@ -334,13 +341,13 @@ func (b *Builder) Build(ctx context.Context, pkgDir string) (string, error) {
 	}
 	r.Repo = b.opts.RepoDir
 	bn := r.BuilderName()
-	if bn != "debian-import" && !slices.Contains(sandboxedBuilders, bn) {
+	if bn != "debian-import" && bn != "empty" && !slices.Contains(sandboxedBuilders, bn) {
 		return "", fmt.Errorf("%w: %s (builder %s)", ErrNeedsSandbox, r.File, bn)
 	}
 	if _, err := pkgname.Parse(r.FullName()); err != nil {
 		return "", fmt.Errorf("%s: %w", r.File, err)
 	}
-	if bn != "debian-import" {
+	if bn != "debian-import" && bn != "empty" {
 		return b.buildSandboxed(ctx, r)
 	}
 	digest, err := inputDigest(r, nil)
@@ -350,6 +357,9 @@ func (b *Builder) Build(ctx context.Context, pkgDir string) (string, error) {
 	closure, err := RuntimeClosure(r)
 	if err != nil {
 		return "", err
+	}
+	if bn == "empty" {
+		return b.buildEmpty(r, closure, digest)
 	}
 	tmp, src, err := b.prepareSource(ctx, r)
 	if err != nil {
@@ -365,6 +375,34 @@ func (b *Builder) Build(ctx context.Context, pkgDir string) (string, error) {
 		return "", err
 	}
 	return b.packPackage(r, r.FullName(), dest, closure, digest, epoch)
+}
+
+// buildEmpty packs the meta-package r: an image without files (its root
+// directory only) whose meta lists r's runtime closure, so that
+// installing it installs them. Nothing is downloaded or run; the input
+// digest covers the recipe and the closure's full names, so a changed
+// recipe or a new version of a runtime dep rebuilds it. The runtime deps
+// are not built here (distri-build batch orders them first).
+func (b *Builder) buildEmpty(r *Recipe, closure []string, digest string) (string, error) {
+	for _, f := range []struct {
+		what string
+		n    int
+	}{{"dep", len(r.GetDep())}, {"cherry_pick", len(r.GetCherryPick())},
+		{"extra_file", len(r.GetExtraFile())}, {"split_package", len(r.GetSplitPackage())}} {
+		if f.n > 0 {
+			return "", fmt.Errorf("%s: source %s without builder or build steps is a meta-package: %s has no use (nothing is built)", r.File, EmptySource, f.what)
+		}
+	}
+	dir, err := os.MkdirTemp(b.opts.TempDir, "distri-build-"+r.Name+"-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil { // the image's root, /ro/<full>
+		return "", err
+	}
+	b.logf("%s: meta-package of %d runtime deps", r.Name, len(closure))
+	return b.packPackage(r, r.FullName(), dir, closure, digest, time.Unix(1, 0))
 }
 
 // packPackage packs dir as the package full, built from r, into the
