@@ -351,44 +351,93 @@ func TestBootNoRoot(t *testing.T) {
 
 // TestBootSystem boots into distri-init as the root's PID 1 (the
 // booted-system stage): distri-fuse serves an empty store on /ro, the
-// hostname is set, testdata/login stands in for /bin/login, and when it
-// exits the system shuts down.
+// hostname is set, /etc/fstab mounts a second disk (/dev/vdb, ext4 with
+// a marker file) by UUID and swaps on a third (/dev/vdc), testdata/login
+// stands in for /bin/login, and when it exits the system unmounts and
+// shuts down.
 func TestBootSystem(t *testing.T) {
 	e := setup(t)
+	distritest.NeedTool(t, "mkswap")
 	dir := t.TempDir()
+	const (
+		dataUUID = "d47a0c55-7e1b-4a0f-9c3e-2b6f1a8d9e01"
+		swapUUID = "5ea0f00d-1c2b-4d3e-8f40-516273849aab"
+		marker   = "fstab marker 42\n"
+	)
 	host := filepath.Join(dir, "hostname")
-	if err := os.WriteFile(host, []byte("distri-vm\n"), 0o644); err != nil {
+	fstabFile := filepath.Join(dir, "fstab")
+	for p, content := range map[string]string{
+		host: "distri-vm\n",
+		fstabFile: "UUID=" + rootUUID + " / ext4 defaults 0 1\n" +
+			"UUID=" + dataUUID + " /mnt/data auto ro,nodev 0 2\n" +
+			"UUID=" + swapUUID + " none swap sw 0 0\n",
+	} {
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dataTree := filepath.Join(dir, "data")
+	if err := os.Mkdir(dataTree, 0o755); err != nil {
 		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dataTree, "marker"), []byte(marker), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dataImg, swapImg := filepath.Join(dir, "data.img"), filepath.Join(dir, "swap.img")
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-t", "ext4", "-d", dataTree, "-U", dataUUID, dataImg, "4M").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4 %s: %v\n%s", dataImg, err, out)
+	}
+	if err := os.WriteFile(swapImg, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkswap", "-U", swapUUID, swapImg).CombinedOutput(); err != nil {
+		t.Fatalf("mkswap %s: %v\n%s", swapImg, err, out)
 	}
 	tree := rootTree(t, map[string]string{
 		"init":         e.init,
 		"distri-fuse":  distritest.StaticBinary(t, "distri.dev/distri/distri-fuse"),
 		"bin/login":    distritest.StaticBinary(t, "distri.dev/distri/distri-init/testdata/login"),
 		"etc/hostname": host,
+		"etc/fstab":    fstabFile,
 	})
 	if err := os.Mkdir(filepath.Join(tree, "roimg"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	img := filepath.Join(dir, "root.img")
 	mkext4(t, img, tree, 0, 64)
-	c := boot(t, e, "", "root=UUID="+rootUUID, img)
+	c := boot(t, e, "", "root=UUID="+rootUUID, img, dataImg, swapImg)
 	c.Expect(`^distri-init: switching root after .*, exec /init`, bootTimeout)
 	c.Expect(`^distri-init: system stage, mounted /dev/pts /dev/shm /tmp$`, bootTimeout)
 	c.Expect(`^distri-init: serving /ro from /roimg \(distri-fuse pid \d+\)`, bootTimeout)
 	c.Expect(`^distri-init: hostname distri-vm$`, bootTimeout)
+	// Which of vdb and vdc is which depends on PCI order: the UUIDs say.
+	dataDev := c.Expect(`^distri-init: mounted (/dev/vd[bc]) \(UUID=`+dataUUID+`\) on /mnt/data \(ext4, ro\)$`, bootTimeout)[1]
+	swapDev := c.Expect(`^distri-init: swap on (/dev/vd[bc]) \(UUID=`+swapUUID+`\)$`, bootTimeout)[1]
+	if dataDev == swapDev {
+		t.Errorf("data and swap both on %s", dataDev)
+	}
 	c.Expect(`^distri-init: started /bin/login on the console`, bootTimeout)
 	m := c.Expect(`^LOGIN hostname=(\S+) session-leader=(\w+) ro=\[(.*)\] ro-err=(.*)`, bootTimeout)
 	if m[1] != "distri-vm" || m[2] != "true" || m[4] != "<nil>" {
 		t.Errorf("login saw hostname=%s session-leader=%s ro-err=%s, want distri-vm, true, <nil>", m[1], m[2], m[4])
 	}
 	m = c.Expect(`^LOGIN mounts=(.*)`, bootTimeout)
-	for _, want := range []string{"/proc:proc", "/sys:sysfs", "/dev:devtmpfs", "/run:tmpfs", "/tmp:tmpfs", "/ro:fuse"} {
+	for _, want := range []string{"/proc:proc", "/sys:sysfs", "/dev:devtmpfs", "/run:tmpfs", "/tmp:tmpfs", "/ro:fuse", "/mnt/data:ext4"} {
 		if !strings.Contains(m[1], want) {
 			t.Errorf("mounts %s lack %s", m[1], want)
 		}
 	}
+	m = c.Expect(`^LOGIN fstab-marker=(.*) err=(.*)`, bootTimeout)
+	if want := fmt.Sprintf("%q", marker); m[1] != want || m[2] != "<nil>" {
+		t.Errorf("the guest read /mnt/data/marker as %s (err %s), want %s", m[1], m[2], want)
+	}
+	if m = c.Expect(`^LOGIN swaps=(.*)`, bootTimeout); m[1] != swapDev {
+		t.Errorf("the guest's swap areas: %q, want %s", m[1], swapDev)
+	}
 	c.Expect(`^distri-init: console session ended \(exit status 0\)`, bootTimeout)
 	c.Expect(`^distri-init: shutting down: powering off`, bootTimeout)
+	c.Expect(`^distri-init: swap off `+swapDev+`$`, bootTimeout)
+	c.Expect(`^distri-init: unmounted /mnt/data$`, bootTimeout)
 	c.Wait(30 * time.Second)
 	if !bytes.Contains([]byte(c.Log()), []byte("distri-init: powering off")) {
 		t.Errorf("no final power-off line")

@@ -165,6 +165,10 @@ func probeFile(path string) (blkid.Info, error) {
 	return info, nil
 }
 
+// maxSeen bounds the devices a WaitError lists (a host with many loop
+// devices would fill the console).
+const maxSeen = 8
+
 // WaitError says which device did not show up in time.
 type WaitError struct {
 	Spec    string        // e.g. "UUID=…"
@@ -174,7 +178,9 @@ type WaitError struct {
 
 func (e *WaitError) Error() string {
 	seen := "no block devices at all"
-	if len(e.Seen) > 0 {
+	if n := len(e.Seen); n > maxSeen {
+		seen = fmt.Sprintf("block devices seen: %s and %d more", strings.Join(e.Seen[:maxSeen], ", "), n-maxSeen)
+	} else if n > 0 {
 		seen = "block devices seen: " + strings.Join(e.Seen, ", ")
 	}
 	return fmt.Sprintf("no device %s after %v: %s", e.Spec, e.Timeout, seen)

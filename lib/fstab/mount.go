@@ -69,7 +69,8 @@ func (m *Mounted) Targets() []string {
 // gets a log line. An entry that fails is logged with its line, device
 // and error, and the rest are still mounted; MountAll then returns the
 // failures of the entries that are not nofail (and the lines that could
-// not be parsed), joined. Unmount with UnmountAll.
+// not be parsed, or the error reading the file), joined; all of them are
+// logged already. Unmount with UnmountAll.
 func MountAll(ctx context.Context, opts Options) (*Mounted, error) {
 	if opts.Path == "" {
 		opts.Path = "/etc/fstab"
@@ -92,6 +93,7 @@ func MountAll(ctx context.Context, opts Options) (*Mounted, error) {
 		return m, nil
 	}
 	if err != nil {
+		opts.Log.Printf("FAILED: %v; nothing mounted from it", err)
 		return m, err
 	}
 	entries, perr := Parse(f, opts.Path)

@@ -14,10 +14,16 @@
 //     Without the binary or the store, say so and go on.
 //  3. Set the hostname from /etc/hostname.
 //  4. If systemd is installed (the newest /ro/systemd-<arch>-*/, else
-//     /lib/systemd/systemd), exec it.
-//  5. Otherwise supervise: run a login (/bin/login, else a shell,
+//     /lib/systemd/systemd), exec it; it mounts /etc/fstab itself.
+//  5. Otherwise mount the entries of /etc/fstab (lib/fstab: devices by
+//     UUID=, LABEL=, PARTUUID=, PARTLABEL= or path, waited for up to
+//     5s in all; failures are logged and boot goes on; the root line
+//     is skipped) and swap on its swap areas.
+//  6. Supervise: run a login (/bin/login, else a shell,
 //     /bin/sh) on /dev/console, reap orphaned processes, and shut down
-//     in order (stop processes, unmount, sync, power off or reboot) when
+//     in order (stop processes, unmount the fstab entries in reverse
+//     order, stop distri-fuse, unmount the rest, sync, power off or
+//     reboot) when
 //     the console session ends (power off), on SIGTERM or SIGUSR2 (power
 //     off), or on SIGINT (Ctrl-Alt-Del) or SIGUSR1 (reboot).
 package sysinit
@@ -35,6 +41,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"distri.dev/distri/lib/fstab"
 	"distri.dev/distri/lib/initconfig"
 	"distri.dev/distri/lib/internal/pid1"
 	"distri.dev/distri/lib/pkgname"
@@ -65,6 +72,7 @@ type system struct {
 	cmdline initconfig.Cmdline
 	reaper  *reaper
 	fuse    *os.Process
+	fstab   *fstab.Mounted
 }
 
 // Run brings the system up. It returns only on an error before
@@ -96,6 +104,9 @@ func Run(ctx context.Context, opts Options) error {
 		s.log.Printf("exec %s: %v; supervising instead", sd, err)
 		s.reaper = startReaper()
 	}
+	// Each entry that failed is logged; boot goes on regardless, as
+	// there is no emergency shell to go to.
+	s.fstab, _ = fstab.MountAll(ctx, fstab.Options{Log: s.log})
 	return s.supervise(ctx, opts.Logins)
 }
 
@@ -252,6 +263,9 @@ func (s *system) shutdown(h pid1.Halt) error {
 	s.reaper.killAll(unix.SIGTERM, 3*time.Second, s.fuse)
 	s.reaper.killAll(unix.SIGKILL, time.Second, s.fuse)
 	unix.Sync()
+	if s.fstab != nil {
+		s.fstab.UnmountAll() // logs each failure; what is left is detached below
+	}
 	if s.fuse != nil {
 		unix.Unmount(initconfig.ROMount, unix.MNT_DETACH)
 		s.fuse.Signal(unix.SIGTERM)
