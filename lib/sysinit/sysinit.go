@@ -19,12 +19,11 @@
 //     UUID=, LABEL=, PARTUUID=, PARTLABEL= or path, waited for up to
 //     5s in all; failures are logged and boot goes on; the root line
 //     is skipped) and swap on its swap areas.
-//  6. Supervise: run a login (/bin/login, else a shell,
-//     /bin/sh) on /dev/console, reap orphaned processes, and shut down
-//     in order (stop processes, unmount the fstab entries in reverse
-//     order, stop distri-fuse, unmount the rest, sync, power off or
-//     reboot) when
-//     the console session ends (power off), on SIGTERM or SIGUSR2 (power
+//  6. Supervise: run a login (/bin/login, else a shell, /bin/sh) on
+//     /dev/console, reap orphaned processes, and shut down in order
+//     (stop processes, unmount the fstab entries in reverse order, stop
+//     distri-fuse, unmount the rest, sync, power off or reboot) when the
+//     console session ends (power off), on SIGTERM or SIGUSR2 (power
 //     off), or on SIGINT (Ctrl-Alt-Del) or SIGUSR1 (reboot).
 package sysinit
 
