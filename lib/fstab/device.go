@@ -3,7 +3,6 @@ package fstab
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -217,5 +216,3 @@ func (f *finder) find(ctx context.Context, spec initconfig.Device, deadline time
 		}
 	}
 }
-
-var errNoFSType = errors.New("unknown file system")

@@ -132,6 +132,8 @@ func MountAll(ctx context.Context, opts Options) (*Mounted, error) {
 	return m, errors.Join(errs...)
 }
 
+var errNoFSType = errors.New("unknown file system")
+
 type mounter struct {
 	opts     Options
 	finder   *finder

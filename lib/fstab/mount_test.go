@@ -92,6 +92,7 @@ tmpfs  /bad  tmpfs  nonsense=1  0 0
 /dev/vdb broken
 %[3]s  /bypath  ext4  ro,nosuid
 /data\040disk  /bound  none  bind,ro
+LABEL=%[2]s  /bylabel  ext4  ro
 `, uuid, label, dev, missing)
 	if err := os.WriteFile(fstab, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
@@ -126,18 +127,19 @@ tmpfs  /bad  tmpfs  nonsense=1  0 0
 		fmt.Sprintf("FAILED: %s:8: want 3 to 6 fields", fstab),
 		fmt.Sprintf("mounted %s on %s/bypath (ext4, ro)", dev, root),
 		fmt.Sprintf("mounted %s/data disk on %s/bound (none, ro)", root, root),
+		fmt.Sprintf("mounted %s (LABEL=%s) on %s/bylabel (ext4, ro)", dev, label, root),
 	} {
 		if !strings.Contains(logText, want) {
 			t.Errorf("log lacks %q", want)
 		}
 	}
-	wantTargets := []string{root + "/data disk", root + "/scratch", root + "/bypath", root + "/bound"}
+	wantTargets := []string{root + "/data disk", root + "/scratch", root + "/bypath", root + "/bound", root + "/bylabel"}
 	if got := m.Targets(); !reflect.DeepEqual(got, wantTargets) {
 		t.Errorf("Targets() = %q, want %q", got, wantTargets)
 	}
 
 	// What the mounts show.
-	for _, dir := range []string{"data disk", "bypath", "bound"} {
+	for _, dir := range []string{"data disk", "bypath", "bound", "bylabel"} {
 		b, err := os.ReadFile(filepath.Join(root, dir, "marker"))
 		if err != nil || string(b) != "hello from ext4\n" {
 			t.Errorf("%s/marker: %q, %v", dir, b, err)
@@ -181,7 +183,7 @@ tmpfs  /bad  tmpfs  nonsense=1  0 0
 		t.Errorf("UnmountAll: %v", err)
 	}
 	t.Logf("UnmountAll log:\n%s", buf.String())
-	if want := fmt.Sprintf("unmounted %s/bound\nunmounted %s/bypath\nunmounted %s/scratch\nunmounted %s/data disk\n", root, root, root, root); buf.String() != want {
+	if want := fmt.Sprintf("unmounted %[1]s/bylabel\nunmounted %[1]s/bound\nunmounted %[1]s/bypath\nunmounted %[1]s/scratch\nunmounted %[1]s/data disk\n", root); buf.String() != want {
 		t.Errorf("UnmountAll log:\n%s\nwant (reverse order):\n%s", buf.String(), want)
 	}
 	mps, err := pid1.Mountpoints()
