@@ -116,11 +116,11 @@ func MountAll(ctx context.Context, opts Options) (*Mounted, error) {
 		}
 		a, what, err := mt.mount(ctx, e)
 		switch {
-		case err == nil && a == nil:
-			opts.Log.Printf("%s", what)
 		case err == nil:
 			opts.Log.Printf("%s", what)
-			m.done = append(m.done, *a)
+			if a != nil {
+				m.done = append(m.done, *a)
+			}
 		case e.Mount.NoFail:
 			opts.Log.Printf("%s:%d: not mounted (nofail): %v", opts.Path, e.Line, err)
 		default:
