@@ -75,10 +75,11 @@ clean:
 # Images, as the distri README uses them (distri-mkimage, docs/image.md).
 # DISKIMG selects the disk image file. IMAGE_REPO is the signed repository
 # the images install IMAGE_PKGS (the base system) and their closures from;
-# `make repo` builds it: every recipe of pkgs/ (distri-build batch; a
-# recipe that fails is reported and does not stop the image), this suite
-# packed from bin/ as the package distri, indexed and signed with
-# IMAGE_KEY.key (made on first use, never committed).
+# `make repo` builds it: this suite packed from bin/ as the package
+# distri (first: pkgs/base depends on it), every recipe of pkgs/
+# (distri-build batch; a recipe that fails is reported and does not stop
+# the image), indexed and signed with IMAGE_KEY.key (made on first use,
+# never committed).
 #
 #   make repo                                  (re)build IMAGE_REPO, only what is stale
 #   make image DISKIMG=/tmp/distri-disk.img   UEFI disk image: systemd-boot, ext4 root (serial=1: console on ttyS0 only)
@@ -91,11 +92,10 @@ DISKIMG ?= distri-disk.img
 IMAGE_REPO ?= $(CURDIR)/repo
 IMAGE_PUBKEY ?= $(IMAGE_REPO)/distri.pub
 IMAGE_KEY ?= distri-repo-key
-# The base system: kernel (Debian's cloud kernel with its modules), boot
-# loader, glibc and its headers, shells, core tools, login, and this suite
-# (tour/tour_test.go's basePkgs lists the same).
-IMAGE_PKGS ?= linux-image-6.1.0-56-cloud-amd64 systemd-boot-efi libc6 libc6-dev bash dash coreutils \
-	util-linux mount login grep sed gawk findutils diffutils tar gzip procps distri
+# The base system, the meta-package pkgs/base: kernel (Debian's cloud
+# kernel with its modules), boot loader, glibc and its headers, shells,
+# core tools, login, and this suite (the tour installs it too).
+IMAGE_PKGS ?= base
 IMAGE_ROOT ?= /tmp/distri-root
 IMAGE_SIZE ?= 8G
 BATCH_JOBS ?= 2
@@ -131,14 +131,14 @@ imageroot: build
 	$(MKIMAGE) root -v --repo $(IMAGE_REPO) --pubkey $(IMAGE_PUBKEY) -o $(IMAGE_ROOT) $(IMAGE_PKGS)
 
 repo: build
-	@echo "building pkgs/ into $(IMAGE_REPO) (logs: $(IMAGE_REPO)/log/batch/)" >&2
-	$(BIN)/distri-build batch --repo $(IMAGE_REPO) --jobs $(BATCH_JOBS) --keep-going --log-dir $(IMAGE_REPO)/log/batch pkgs >/dev/null || \
-		echo "some recipes failed (see above); the image needs only $(IMAGE_PKGS) and their closures" >&2
 	rm -rf $(IMAGE_REPO)/.distri && mkdir -p $(IMAGE_REPO)/.distri/out/bin $(IMAGE_REPO)/.distri/bin
 	cp $(addprefix $(BIN)/,$(CMDS)) $(IMAGE_REPO)/.distri/out/bin/
 	for c in $(CMDS); do ln -s ../out/bin/$$c $(IMAGE_REPO)/.distri/bin/$$c; done
 	$(BIN)/distri-build pack --name $(DISTRI_PKG) $(IMAGE_REPO)/.distri -o $(IMAGE_REPO)/pkg
 	rm -rf $(IMAGE_REPO)/.distri
+	@echo "building pkgs/ into $(IMAGE_REPO) (logs: $(IMAGE_REPO)/log/batch/)" >&2
+	$(BIN)/distri-build batch --repo $(IMAGE_REPO) --jobs $(BATCH_JOBS) --keep-going --log-dir $(IMAGE_REPO)/log/batch pkgs >/dev/null || \
+		echo "some recipes failed (see above); the image needs only $(IMAGE_PKGS) and their closures" >&2
 	[ -f $(IMAGE_KEY).key ] || $(BIN)/distri-mirror keygen -o $(IMAGE_KEY)
 	cp $(IMAGE_KEY).pub $(IMAGE_PUBKEY)
 	$(BIN)/distri-mirror index --key $(IMAGE_KEY).key $(IMAGE_REPO)

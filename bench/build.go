@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -146,7 +147,9 @@ func copyClosure(src, dst string, roots []string) error {
 		ref := recipe.Ref{Dir: filepath.Join(src, dep)} // a recipe directory, e.g. lua/5.3.6
 		if !strings.Contains(dep, "/") {
 			var err error
-			if ref, err = recipe.Resolve(src, dep); err != nil {
+			if ref, err = recipe.Resolve(src, dep); errors.Is(err, os.ErrNotExist) {
+				continue // no recipe: from the repository (distri); batch says if it is missing
+			} else if err != nil {
 				return err
 			}
 		}

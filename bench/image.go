@@ -396,20 +396,8 @@ func imageRepo(work, cache string, pkgs []string, bins map[string]string) (strin
 	if err := copyClosure("pkgs", dir, recipes); err != nil {
 		return "", err
 	}
-	uris, err := debian.DefaultSources.ArchiveURIs()
-	if err != nil {
-		return "", err
-	}
-	b, err := build.New(build.Options{RepoDir: repo, TempDir: work,
-		Fetcher: &source.Fetcher{CacheDir: filepath.Join(cache, "sources"), ArchiveURIs: uris}})
-	if err != nil {
-		return "", err
-	}
-	fmt.Fprintf(os.Stderr, "bench: building the base set's closure from pkgs/ into %s (what is stale)\n", repo)
-	if _, err := batch.Run(context.Background(), batch.Options{PkgsDir: dir, RepoDir: repo, Jobs: runtime.NumCPU(),
-		Builder: &timedBuilder{b: b}}); err != nil {
-		return "", err
-	}
+	// distri first: base's runtime dep without a recipe comes from the
+	// repository.
 	stage := filepath.Join(work, "distri-pkg")
 	for c, p := range bins {
 		if err := os.MkdirAll(filepath.Join(stage, "bin"), 0o755); err != nil {
@@ -423,6 +411,20 @@ func imageRepo(work, cache string, pkgs []string, bins map[string]string) (strin
 		}
 	}
 	if _, err := pack.Pack(pack.Options{Name: "distri-amd64-0-1", Dir: stage, OutDir: filepath.Join(repo, "pkg")}); err != nil {
+		return "", err
+	}
+	uris, err := debian.DefaultSources.ArchiveURIs()
+	if err != nil {
+		return "", err
+	}
+	b, err := build.New(build.Options{RepoDir: repo, TempDir: work,
+		Fetcher: &source.Fetcher{CacheDir: filepath.Join(cache, "sources"), ArchiveURIs: uris}})
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(os.Stderr, "bench: building the base set's closure from pkgs/ into %s (what is stale)\n", repo)
+	if _, err := batch.Run(context.Background(), batch.Options{PkgsDir: dir, RepoDir: repo, Jobs: runtime.NumCPU(),
+		Builder: &timedBuilder{b: b}}); err != nil {
 		return "", err
 	}
 	key, err := minisign.GenerateKey(nil)

@@ -5,12 +5,14 @@
 // [distri.dev/distri/lib/build/source]), the input digest over every
 // transitive input, importing Debian binary packages (a recipe with a .deb
 // source and no builder or build steps), which are repackaged into the
-// distri layout without compiling anything, and the cbuilder (autotools),
-// cmakebuilder, mesonbuilder and custom build_steps, which compile in the
-// build sandbox ([distri.dev/distri/lib/sandbox]) against the
-// Debian-imported bootstrap toolchain in pkgs/ (see builders.go,
-// sandbox_build.go and docs/build.md). Other builders return an error
-// wrapping [ErrNeedsSandbox].
+// distri layout without compiling anything, meta-packages (source
+// empty://, no builder: an image without files, only runtime deps), and
+// the cbuilder (autotools), cmakebuilder, mesonbuilder and custom
+// build_steps, which compile in the build sandbox
+// ([distri.dev/distri/lib/sandbox]) against the Debian-imported bootstrap
+// toolchain in pkgs/ (see builders.go, sandbox_build.go and
+// docs/build.md). Other builders return an error wrapping
+// [ErrNeedsSandbox].
 package build
 
 import (
