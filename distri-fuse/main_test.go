@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,5 +165,64 @@ func TestServe(t *testing.T) {
 	}
 	if strings.Contains(string(mounts), " "+mnt+" ") {
 		t.Errorf("%s still mounted after SIGTERM", mnt)
+	}
+}
+
+// TestTermAfterDetach is the shutdown of a booted system: init detaches
+// /ro, then sends SIGTERM. The daemon exits cleanly and says nothing
+// (it used to try to unmount and detach the mount again, and fail).
+func TestTermAfterDetach(t *testing.T) {
+	distritest.NeedFUSE(t)
+	bin := distritest.Binary(t, "distri.dev/distri/distri-fuse")
+	store := t.TempDir()
+	mnt := t.TempDir()
+	mkpkg(t, store, "hello-amd64-2.12-1", map[string]string{"bin/hello": "hello"})
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "--store", store, "--ctl-socket", filepath.Join(t.TempDir(), "ctl.sock"), mnt)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		unix.Unmount(mnt, unix.MNT_DETACH)
+	})
+	r := bufio.NewReader(out)
+	if line, err := r.ReadString('\n'); err != nil || strings.TrimSpace(line) != mnt {
+		t.Fatalf("not ready: %q, %v (stderr %q)", line, err, stderr.String())
+	}
+	exited := make(chan error, 1)
+	go func() { r.WriteTo(io.Discard); exited <- cmd.Wait() }()
+	// A file still open keeps the detached mount, and the daemon's
+	// connection, alive until the SIGTERM (else the daemon may notice
+	// the detach first and exit on its own).
+	f, err := os.Open(filepath.Join(mnt, "bin/hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if b, err := io.ReadAll(f); err != nil || string(b) != "hello" {
+		t.Fatalf("read bin/hello = %q, %v", b, err)
+	}
+	if err := unix.Unmount(mnt, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("distri-fuse after detach and SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("distri-fuse did not exit on SIGTERM")
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("stderr %q, want nothing", stderr.String())
 	}
 }

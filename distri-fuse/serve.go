@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -86,7 +87,14 @@ func runServe(ctx context.Context, opts serveOptions, mountpoint string, stdio c
 				}
 				return fmt.Errorf("%w: detached it instead; files still open in it fail once distri-fuse exits", err)
 			}
-			<-done
+			// Unmounted, or detached from outside (init does that at
+			// shutdown), in which case the kernel ends the connection
+			// once no file in the mount is open: serve those a little
+			// longer, but SIGTERM means exit.
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+			}
 			return nil
 		}
 	}

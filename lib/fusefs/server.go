@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"distri.dev/distri/lib/fusectl"
+	"distri.dev/distri/lib/internal/mountinfo"
 )
 
 // Options say what to serve where.
@@ -225,12 +226,38 @@ func (s *Server) Wait() {
 
 // Unmount unmounts /ro and stops the control socket. It fails (EBUSY)
 // while files are open or a process has its working directory in /ro.
+// A mount that was unmounted or detached from outside meanwhile (init
+// detaches /ro at shutdown before it stops the daemon) is not an error.
 func (s *Server) Unmount() error {
+	if !s.mounted() {
+		s.stopCtl()
+		return nil
+	}
 	if err := s.fuse.Unmount(); err != nil {
+		if !s.mounted() {
+			s.stopCtl()
+			return nil
+		}
 		return fmt.Errorf("unmount %s: %w", s.opts.Mountpoint, err)
 	}
 	s.stopCtl()
 	return nil
+}
+
+// mounted reports whether the mount point still has a FUSE mount in
+// this mount namespace. An error reading the mount table counts as
+// mounted: then Unmount tries and reports what fails.
+func (s *Server) mounted() bool {
+	ms, err := mountinfo.Read()
+	if err != nil {
+		return true
+	}
+	for _, m := range ms {
+		if m.Point == s.opts.Mountpoint && (m.FSType == "fuse" || strings.HasPrefix(m.FSType, "fuse.")) {
+			return true
+		}
+	}
+	return false
 }
 
 // Detach unmounts /ro lazily (MNT_DETACH), for when [Server.Unmount]
