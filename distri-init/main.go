@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 
 	"distri.dev/distri/lib/cli"
+	"distri.dev/distri/lib/modprobe"
 )
 
 func main() {
@@ -20,9 +21,10 @@ func main() {
 		runPID1()
 	}
 	if filepath.Base(os.Args[0]) == "modprobe" {
-		// The kernel runs /sbin/modprobe -q -- NAME to autoload a module;
-		// in the initramfs that is a symlink to /init.
-		os.Args = append([]string{os.Args[0], "modprobe"}, os.Args[1:]...)
+		// The kernel runs modprobe -q -- NAME to autoload a module: in the
+		// initramfs /sbin/modprobe, in the booted system
+		// /run/distri/modprobe, symlinks to distri-init.
+		os.Exit(modprobe.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(cli.Main(newRootCmd))
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -18,6 +20,9 @@ type Index struct {
 	Deps     map[string][]string // module name → names of its dependencies, as modules.dep lists them
 	Softdeps map[string][]string // module name → softdep names or aliases
 	Builtin  map[string]bool
+	// BuiltinAliases are the aliases of built-in modules
+	// (modules.builtin.alias), e.g. "fs-ext4" → ["ext4"].
+	BuiltinAliases map[string][]string
 	// Aliases in modules.alias order: exact ones are also in exact.
 	Aliases []Alias
 	exact   map[string][]string
@@ -27,13 +32,23 @@ type Index struct {
 type Alias struct{ Pattern, Module string }
 
 // ReadIndex reads modules.dep, modules.alias, and if they exist
-// modules.softdep and modules.builtin in dir.
+// modules.softdep, modules.builtin and modules.builtin.alias in dir.
 func ReadIndex(dir string) (*Index, error) {
-	x := &Index{
+	return readIndex(dir, dir)
+}
+
+func newIndex(dir string) *Index {
+	return &Index{
 		Dir: dir, Path: map[string]string{}, Deps: map[string][]string{},
-		Softdeps: map[string][]string{}, Builtin: map[string]bool{}, exact: map[string][]string{},
+		Softdeps: map[string][]string{}, Builtin: map[string]bool{},
+		BuiltinAliases: map[string][]string{}, exact: map[string][]string{},
 	}
-	err := eachLine(filepath.Join(dir, "modules.dep"), func(l string) error {
+}
+
+// readIndex reads the depmod files in files for the modules in dir.
+func readIndex(files, dir string) (*Index, error) {
+	x := newIndex(dir)
+	err := eachLine(filepath.Join(files, "modules.dep"), func(l string) error {
 		mod, deps, ok := strings.Cut(l, ":")
 		if !ok {
 			return fmt.Errorf("bad line %q", l)
@@ -48,21 +63,27 @@ func ReadIndex(dir string) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = eachLine(filepath.Join(dir, "modules.alias"), func(l string) error {
+	err = eachLine(filepath.Join(files, "modules.alias"), func(l string) error {
 		f := strings.Fields(l)
 		if len(f) != 3 || f[0] != "alias" {
 			return nil
 		}
-		x.Aliases = append(x.Aliases, Alias{Pattern: f[1], Module: f[2]})
-		if !isPattern(f[1]) {
-			x.exact[f[1]] = append(x.exact[f[1]], f[2])
-		}
+		x.addAlias(f[1], f[2])
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	err = eachLine(filepath.Join(dir, "modules.softdep"), func(l string) error {
+	err = eachLine(filepath.Join(files, "modules.builtin.alias"), func(l string) error {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "alias" {
+			x.BuiltinAliases[f[1]] = append(x.BuiltinAliases[f[1]], Normalize(f[2]))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	err = eachLine(filepath.Join(files, "modules.softdep"), func(l string) error {
 		f := strings.Fields(l)
 		if len(f) < 2 || f[0] != "softdep" {
 			return nil
@@ -77,7 +98,7 @@ func ReadIndex(dir string) (*Index, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	err = eachLine(filepath.Join(dir, "modules.builtin"), func(l string) error {
+	err = eachLine(filepath.Join(files, "modules.builtin"), func(l string) error {
 		x.Builtin[Normalize(l)] = true
 		return nil
 	})
@@ -87,9 +108,42 @@ func ReadIndex(dir string) (*Index, error) {
 	return x, nil
 }
 
+func (x *Index) addAlias(pattern, module string) {
+	x.Aliases = append(x.Aliases, Alias{Pattern: pattern, Module: module})
+	if !isPattern(pattern) {
+		x.exact[pattern] = append(x.exact[pattern], module)
+	}
+}
+
+// Index returns what depmod would write about t: an Index to load its
+// modules from, for a tree without modules.dep.
+func (t *Tree) Index() *Index {
+	x := newIndex(t.Dir)
+	names := slices.Sorted(maps.Keys(t.Modules))
+	for _, n := range names {
+		m := t.Modules[n]
+		x.Path[n] = m.Path
+		if len(m.Depends) > 0 {
+			x.Deps[n] = slices.Clone(m.Depends)
+		}
+		if len(m.Softdeps) > 0 {
+			x.Softdeps[n] = slices.Clone(m.Softdeps)
+		}
+		for _, a := range m.Aliases {
+			x.addAlias(a, n)
+		}
+	}
+	maps.Copy(x.Builtin, t.Builtin)
+	for a, mods := range t.BuiltinAliases {
+		x.BuiltinAliases[a] = slices.Clone(mods)
+	}
+	return x
+}
+
 // Resolve returns the modules that provide name, as modprobe does: the
 // module of that name, else the modules of every alias pattern that
-// matches name. builtin is true for a module built into the kernel.
+// matches name. builtin is true for a module, or an alias of a module,
+// built into the kernel.
 func (x *Index) Resolve(name string) (mods []string, builtin bool) {
 	n := Normalize(name)
 	if _, ok := x.Path[n]; ok {
@@ -101,7 +155,10 @@ func (x *Index) Resolve(name string) (mods []string, builtin bool) {
 	if m, ok := x.exact[name]; ok {
 		return m, false
 	}
-	return x.Match(name), false
+	if m := x.Match(name); len(m) > 0 {
+		return m, false
+	}
+	return nil, len(x.BuiltinAliases[name]) > 0
 }
 
 // Match returns the modules whose alias patterns match modalias (e.g.

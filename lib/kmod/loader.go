@@ -138,3 +138,48 @@ func (l *Loader) insert(name string) error {
 	}
 	return fmt.Errorf("load %s: %w", name, err)
 }
+
+// Needs returns the modules [Loader.Load] inserts for name, in order:
+// for each module name resolves to, the modules of its softdeps and its
+// dependencies (recursively, each once), then the module itself. Built-in
+// modules are left out; builtin is true if name itself is built in.
+func (x *Index) Needs(name string) (mods []string, builtin bool, err error) {
+	direct, builtin := x.Resolve(name)
+	if builtin {
+		return nil, true, nil
+	}
+	if len(direct) == 0 {
+		return nil, false, fmt.Errorf("%s: %w", name, ErrNotFound)
+	}
+	seen := map[string]bool{}
+	var visit func(n string) error
+	visit = func(n string) error {
+		if seen[n] {
+			return nil
+		}
+		seen[n] = true
+		for _, sd := range x.Softdeps[n] {
+			sdm, _ := x.Resolve(sd)
+			for _, m := range sdm {
+				visit(m) // best effort, as Load
+			}
+		}
+		for _, d := range x.Deps[n] {
+			if err := visit(d); err != nil {
+				return fmt.Errorf("%s needs %w", n, err)
+			}
+		}
+		if _, ok := x.Path[n]; ok {
+			mods = append(mods, n)
+		} else if !x.Builtin[n] {
+			return fmt.Errorf("%s: %w", n, ErrNotFound)
+		}
+		return nil
+	}
+	for _, m := range direct {
+		if err := visit(m); err != nil {
+			return mods, false, err
+		}
+	}
+	return mods, false, nil
+}

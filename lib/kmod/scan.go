@@ -39,13 +39,18 @@ type Tree struct {
 	Dir     string             // e.g. /lib/modules/6.1.0-56-cloud-amd64
 	Modules map[string]*Module // by Name
 	Builtin map[string]bool    // names from modules.builtin
-	aliases map[string][]string
+	// BuiltinAliases are the aliases of built-in modules (from
+	// modules.builtin.modinfo), e.g. "fs-ext4" → ["ext4"].
+	BuiltinAliases map[string][]string
+	aliases        map[string][]string
 }
 
 // Scan reads every module under dir (a /lib/modules/<release>
-// directory), in parallel, and modules.builtin.
+// directory), in parallel, modules.builtin and, if it exists,
+// modules.builtin.modinfo.
 func Scan(dir string) (*Tree, error) {
-	t := &Tree{Dir: dir, Modules: map[string]*Module{}, Builtin: map[string]bool{}, aliases: map[string][]string{}}
+	t := &Tree{Dir: dir, Modules: map[string]*Module{}, Builtin: map[string]bool{},
+		BuiltinAliases: map[string][]string{}, aliases: map[string][]string{}}
 	var paths []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -108,7 +113,35 @@ func Scan(dir string) (*Tree, error) {
 			return nil, err
 		}
 	}
+	if err := t.readBuiltinModinfo(filepath.Join(dir, "modules.builtin.modinfo")); err != nil {
+		return nil, err
+	}
 	return t, nil
+}
+
+// readBuiltinModinfo reads the aliases of built-in modules from the
+// kernel's modules.builtin.modinfo ("module.alias=value" strings, each
+// ending in NUL). A missing file is no error.
+func (t *Tree) readBuiltinModinfo(path string) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for kv := range bytes.SplitSeq(b, []byte{0}) {
+		k, v, ok := strings.Cut(string(kv), "=")
+		mod, key, dot := strings.Cut(k, ".")
+		if !ok || !dot || key != "alias" {
+			continue
+		}
+		mod = Normalize(mod)
+		if !slices.Contains(t.BuiltinAliases[v], mod) {
+			t.BuiltinAliases[v] = append(t.BuiltinAliases[v], mod)
+		}
+	}
+	return nil
 }
 
 func isModuleFile(name string) bool {
@@ -122,8 +155,9 @@ func isModuleFile(name string) bool {
 
 // Resolve returns the modules that provide name: the module of that
 // name, else every module with that exact alias (e.g. "crypto-xts" or
-// "aes"). It returns builtin=true for a name built into the kernel, and
-// neither for a name this kernel does not have.
+// "aes"). It returns builtin=true for a name or alias (e.g. "fs-ext4")
+// built into the kernel, and neither for a name this kernel does not
+// have.
 func (t *Tree) Resolve(name string) (mods []string, builtin bool) {
 	n := Normalize(name)
 	if _, ok := t.Modules[n]; ok {
@@ -132,7 +166,10 @@ func (t *Tree) Resolve(name string) (mods []string, builtin bool) {
 	if t.Builtin[n] {
 		return nil, true
 	}
-	return t.aliases[name], false
+	if mods := t.aliases[name]; len(mods) > 0 {
+		return mods, false
+	}
+	return nil, len(t.BuiltinAliases[name]) > 0
 }
 
 // Closure returns names together with every module they need (depends=

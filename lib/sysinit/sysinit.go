@@ -15,10 +15,12 @@
 //  3. Set the hostname from /etc/hostname.
 //  4. If systemd is installed (the newest /ro/systemd-<arch>-*/, else
 //     /lib/systemd/systemd), exec it; it mounts /etc/fstab itself.
-//  5. Otherwise mount the entries of /etc/fstab (lib/fstab: devices by
-//     UUID=, LABEL=, PARTUUID=, PARTLABEL= or path, waited for up to
-//     5s in all; failures are logged and boot goes on; the root line
-//     is skipped) and swap on its swap areas.
+//  5. Otherwise make distri-init the kernel's modprobe
+//     (/run/distri/modprobe, lib/modprobe), so that modules load on
+//     demand (e.g. vfat for /boot), and mount the entries of /etc/fstab
+//     (lib/fstab: devices by UUID=, LABEL=, PARTUUID=, PARTLABEL= or
+//     path, waited for up to 5s in all; failures are logged and boot
+//     goes on; the root line is skipped) and swap on its swap areas.
 //  6. Supervise: run a login (/bin/login, else a shell, /bin/sh) on
 //     /dev/console, reap orphaned processes, and shut down in order
 //     (stop processes, unmount the fstab entries in reverse order, stop
@@ -43,6 +45,7 @@ import (
 	"distri.dev/distri/lib/fstab"
 	"distri.dev/distri/lib/initconfig"
 	"distri.dev/distri/lib/internal/pid1"
+	"distri.dev/distri/lib/modprobe"
 	"distri.dev/distri/lib/pkgname"
 )
 
@@ -103,10 +106,28 @@ func Run(ctx context.Context, opts Options) error {
 		s.log.Printf("exec %s: %v; supervising instead", sd, err)
 		s.reaper = startReaper()
 	}
+	s.installModprobe()
 	// Each entry that failed is logged; boot goes on regardless, as
 	// there is no emergency shell to go to.
 	s.fstab, _ = fstab.MountAll(ctx, fstab.Options{Log: s.log})
 	return s.supervise(ctx, opts.Logins)
+}
+
+// installModprobe makes distri-init the kernel's module autoloader
+// (request_module(), e.g. fs-vfat when /etc/fstab mounts /boot): the
+// root has no /sbin/modprobe. A system that execs systemd does not get
+// it: systemd and udev load modules with libkmod, which reads depmod's
+// index, and the kernel's modprobe is then kmod's.
+func (s *system) installModprobe() {
+	self, err := os.Executable()
+	if err == nil {
+		err = modprobe.Install(modprobe.HelperPath, self, modprobe.Sysctl)
+	}
+	if err != nil {
+		s.log.Printf("kernel modules cannot be loaded on demand: %v", err)
+		return
+	}
+	s.log.Printf("kernel module helper %s -> %s", modprobe.HelperPath, self)
 }
 
 func (s *system) setHostname() {
