@@ -25,6 +25,11 @@ import (
 	"testing"
 	"time"
 
+	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/disk"
+	"github.com/diskfs/go-diskfs/filesystem"
+	"github.com/diskfs/go-diskfs/partition/gpt"
+
 	"distri.dev/distri/lib/distritest"
 	"distri.dev/distri/lib/luks"
 )
@@ -351,10 +356,14 @@ func TestBootNoRoot(t *testing.T) {
 
 // TestBootSystem boots into distri-init as the root's PID 1 (the
 // booted-system stage): distri-fuse serves an empty store on /ro, the
-// hostname is set, /etc/fstab mounts a second disk (/dev/vdb, ext4 with
-// a marker file) by UUID and swaps on a third (/dev/vdc), testdata/login
-// stands in for /bin/login, and when it exits the system unmounts and
-// shuts down.
+// hostname is set, /etc/fstab mounts a second disk (ext4 with a marker
+// file) by UUID, swaps on a third and mounts a FAT partition of a fourth
+// on /boot by PARTUUID as the image's fstab does, testdata/login stands
+// in for /bin/login, and when it exits the system unmounts and shuts
+// down. vfat is a module: the kernel asks distri-init's modprobe for
+// fs-vfat, nls_cp437 and nls_ascii, found by scanning the root's
+// /lib/modules (the fat and nls modules of Debian's kernel, no
+// modules.dep).
 func TestBootSystem(t *testing.T) {
 	e := setup(t)
 	distritest.NeedTool(t, "mkswap")
@@ -362,7 +371,9 @@ func TestBootSystem(t *testing.T) {
 	const (
 		dataUUID = "d47a0c55-7e1b-4a0f-9c3e-2b6f1a8d9e01"
 		swapUUID = "5ea0f00d-1c2b-4d3e-8f40-516273849aab"
+		bootUUID = "c9e1f0a2-6b3d-4e5f-8a79-0b1c2d3e4f50"
 		marker   = "fstab marker 42\n"
+		fatMark  = "vfat marker 43\n"
 	)
 	host := filepath.Join(dir, "hostname")
 	fstabFile := filepath.Join(dir, "fstab")
@@ -370,7 +381,8 @@ func TestBootSystem(t *testing.T) {
 		host: "distri-vm\n",
 		fstabFile: "UUID=" + rootUUID + " / ext4 defaults 0 1\n" +
 			"UUID=" + dataUUID + " /mnt/data auto ro,nodev 0 2\n" +
-			"UUID=" + swapUUID + " none swap sw 0 0\n",
+			"UUID=" + swapUUID + " none swap sw 0 0\n" +
+			"PARTUUID=" + bootUUID + " /boot vfat umask=0077 0 2\n",
 	} {
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
@@ -393,6 +405,7 @@ func TestBootSystem(t *testing.T) {
 	if out, err := exec.Command("mkswap", "-U", swapUUID, swapImg).CombinedOutput(); err != nil {
 		t.Fatalf("mkswap %s: %v\n%s", swapImg, err, out)
 	}
+	bootImg := fatDisk(t, filepath.Join(dir, "boot.img"), bootUUID, "marker", fatMark)
 	tree := rootTree(t, map[string]string{
 		"init":         e.init,
 		"distri-fuse":  distritest.StaticBinary(t, "distri.dev/distri/distri-fuse"),
@@ -403,18 +416,26 @@ func TestBootSystem(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(tree, "roimg"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The modules the vfat mount asks for, as Debian's package ships
+	// them (no modules.dep), and what Scan reads besides.
+	rel := filepath.Join("lib/modules", e.kernel.Release)
+	for _, p := range []string{"kernel/fs/fat", "kernel/fs/nls", "modules.builtin", "modules.builtin.modinfo"} {
+		copyFS(t, filepath.Join(tree, rel, p), filepath.Join(e.kernel.Modules, e.kernel.Release, p))
+	}
 	img := filepath.Join(dir, "root.img")
 	mkext4(t, img, tree, 0, 64)
-	c := boot(t, e, "", "root=UUID="+rootUUID, img, dataImg, swapImg)
+	c := boot(t, e, "", "root=UUID="+rootUUID, img, dataImg, swapImg, bootImg)
 	c.Expect(`^distri-init: switching root after .*, exec /init`, bootTimeout)
 	c.Expect(`^distri-init: system stage, mounted /dev/pts /dev/shm /tmp$`, bootTimeout)
 	c.Expect(`^distri-init: serving /ro from /roimg \(distri-fuse pid \d+\)`, bootTimeout)
 	c.Expect(`^distri-init: hostname distri-vm$`, bootTimeout)
-	// Which of vdb and vdc is which depends on PCI order: the UUIDs say.
-	dataDev := c.Expect(`^distri-init: mounted (/dev/vd[bc]) \(UUID=`+dataUUID+`\) on /mnt/data \(ext4, ro\)$`, bootTimeout)[1]
-	swapDev := c.Expect(`^distri-init: swap on (/dev/vd[bc]) \(UUID=`+swapUUID+`\)$`, bootTimeout)[1]
-	if dataDev == swapDev {
-		t.Errorf("data and swap both on %s", dataDev)
+	c.Expect(`^distri-init: kernel module helper /run/distri/modprobe -> /init$`, bootTimeout)
+	// Which of vdb, vdc and vdd is which depends on PCI order: the UUIDs say.
+	dataDev := c.Expect(`^distri-init: mounted (/dev/vd[b-d]) \(UUID=`+dataUUID+`\) on /mnt/data \(ext4, ro\)$`, bootTimeout)[1]
+	swapDev := c.Expect(`^distri-init: swap on (/dev/vd[b-d]) \(UUID=`+swapUUID+`\)$`, bootTimeout)[1]
+	bootDev := c.Expect(`^distri-init: mounted (/dev/vd[b-d])1 \(PARTUUID=`+bootUUID+`\) on /boot \(vfat, rw\)$`, bootTimeout)[1]
+	if dataDev == swapDev || dataDev == bootDev || swapDev == bootDev {
+		t.Errorf("data on %s, swap on %s, /boot on %s1: not three disks", dataDev, swapDev, bootDev)
 	}
 	c.Expect(`^distri-init: started /bin/login on the console`, bootTimeout)
 	m := c.Expect(`^LOGIN hostname=(\S+) session-leader=(\w+) ro=\[(.*)\] ro-err=(.*)`, bootTimeout)
@@ -422,7 +443,7 @@ func TestBootSystem(t *testing.T) {
 		t.Errorf("login saw hostname=%s session-leader=%s ro-err=%s, want distri-vm, true, <nil>", m[1], m[2], m[4])
 	}
 	m = c.Expect(`^LOGIN mounts=(.*)`, bootTimeout)
-	for _, want := range []string{"/proc:proc", "/sys:sysfs", "/dev:devtmpfs", "/run:tmpfs", "/tmp:tmpfs", "/ro:fuse", "/mnt/data:ext4"} {
+	for _, want := range []string{"/proc:proc", "/sys:sysfs", "/dev:devtmpfs", "/run:tmpfs", "/tmp:tmpfs", "/ro:fuse", "/mnt/data:ext4", "/boot:vfat"} {
 		if !strings.Contains(m[1], want) {
 			t.Errorf("mounts %s lack %s", m[1], want)
 		}
@@ -434,13 +455,90 @@ func TestBootSystem(t *testing.T) {
 	if m = c.Expect(`^LOGIN swaps=(.*)`, bootTimeout); m[1] != swapDev {
 		t.Errorf("the guest's swap areas: %q, want %s", m[1], swapDev)
 	}
+	m = c.Expect(`^LOGIN boot-marker=(.*) err=(.*)`, bootTimeout)
+	if want := fmt.Sprintf("%q", fatMark); m[1] != want || m[2] != "<nil>" {
+		t.Errorf("the guest read /boot/marker as %s (err %s), want %s", m[1], m[2], want)
+	}
+	// The kernel loaded them through /run/distri/modprobe: vfat for the
+	// mount type, fat as its dependency, the nls modules for vfat's
+	// default codepage and iocharset.
+	m = c.Expect(`^LOGIN modprobe=(\S*) modules=(.*)`, bootTimeout)
+	if m[1] != "/run/distri/modprobe" {
+		t.Errorf("/proc/sys/kernel/modprobe is %q, want /run/distri/modprobe", m[1])
+	}
+	for _, want := range []string{"vfat", "fat", "nls_cp437", "nls_ascii"} {
+		if !slices.Contains(strings.Fields(m[2]), want) {
+			t.Errorf("module %s not loaded; /proc/modules: %s", want, m[2])
+		}
+	}
+	// By hand: the index is cached by now; vfat is loaded already.
+	m = c.Expect(`^LOGIN modprobe-by-hand=(.*) took=(\S+) kmod-cache=(.*)`, bootTimeout)
+	if m[1] != "<nil>" || !strings.HasPrefix(m[3], e.kernel.Release+"-") {
+		t.Errorf("modprobe -q -- fs-vfat in the guest: %s; cache %q", m[1], m[3])
+	}
+	t.Logf("modprobe -q -- fs-vfat by hand in the guest took %s (index cached)", m[2])
 	c.Expect(`^distri-init: console session ended \(exit status 0\)`, bootTimeout)
 	c.Expect(`^distri-init: shutting down: powering off`, bootTimeout)
+	c.Expect(`^distri-init: unmounted /boot$`, bootTimeout)
 	c.Expect(`^distri-init: swap off `+swapDev+`$`, bootTimeout)
 	c.Expect(`^distri-init: unmounted /mnt/data$`, bootTimeout)
 	c.Wait(30 * time.Second)
 	if !bytes.Contains([]byte(c.Log()), []byte("distri-init: powering off")) {
 		t.Errorf("no final power-off line")
+	}
+}
+
+// fatDisk writes a disk image with a GPT whose one partition (PARTUUID
+// partUUID, 4 MiB) is a FAT32 file system holding the file name, with
+// go-diskfs, as lib/image writes the ESP: the host needs no mkfs.vfat
+// and no vfat support.
+func fatDisk(t *testing.T, img, partUUID, name, content string) string {
+	t.Helper()
+	d, err := diskfs.Create(img, 6<<20, diskfs.SectorSizeDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	table := &gpt.Table{LogicalSectorSize: 512, PhysicalSectorSize: 512, ProtectiveMBR: true,
+		Partitions: []*gpt.Partition{{Index: 1, Start: 2048, End: 2048 + 8192 - 1,
+			Type: gpt.EFISystemPartition, Name: "boot", GUID: partUUID}}}
+	if err := d.Partition(table); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 1, FSType: filesystem.TypeFat32, VolumeLabel: "BOOT"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := fs.OpenFile("/"+name, os.O_CREATE|os.O_RDWR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte(content)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// copyFS copies the file or tree src to dst.
+func copyFS(t *testing.T, dst, src string) {
+	t.Helper()
+	fi, err := os.Stat(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if fi.IsDir() {
+		err = os.CopyFS(dst, os.DirFS(src))
+	} else {
+		copyFile(t, dst, src)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -24,14 +24,13 @@ autoloader ("modprobe -q -- NAME").
 ` + modprobe.Usage,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o, err := modprobe.Parse(args)
+			o, err := modprobe.Command(args)
 			if err != nil {
 				return cli.Usagef("%v", err)
 			}
 			if o.Help {
 				return cmd.Help()
 			}
-			o.CacheDir = modprobe.CacheDir
 			if err := modprobe.Run(o, stdio.Out, stdio.Err); err != nil {
 				return fmt.Errorf("modprobe: %w", err)
 			}

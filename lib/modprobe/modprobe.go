@@ -293,11 +293,22 @@ func show(x *kmod.Index, o Options, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// Command parses args as [Parse] does and caches the index in CacheDir
+// when the modules are the running system's (no -d): distri-init's
+// modprobe command line.
+func Command(args []string) (Options, error) {
+	o, err := Parse(args)
+	if err == nil && o.Root == "" {
+		o.CacheDir = CacheDir
+	}
+	return o, err
+}
+
 // Main is modprobe started under that name: it parses args (without
 // argv[0]), loads, and returns the exit status, 0 when every name was
-// loaded or is built in. The index is cached in CacheDir.
+// loaded or is built in.
 func Main(args []string, stdout, stderr io.Writer) int {
-	o, err := Parse(args)
+	o, err := Command(args)
 	if err != nil {
 		fmt.Fprintf(stderr, "modprobe: %v\n%s", err, Usage)
 		return 2
@@ -306,7 +317,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, Usage)
 		return 0
 	}
-	o.CacheDir = CacheDir
 	if err := Run(o, stdout, stderr); err != nil {
 		if !errors.Is(err, errNotLoaded) { // those are reported name by name
 			fmt.Fprintf(stderr, "modprobe: %v\n", err)

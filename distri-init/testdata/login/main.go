@@ -6,7 +6,9 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,4 +44,31 @@ func main() {
 		}
 	}
 	fmt.Printf("LOGIN swaps=%s\n", strings.Join(swaps, " "))
+	// It mounts a FAT file system on /boot too, which needs modules
+	// that the kernel loaded with distri-init's modprobe.
+	marker, err = os.ReadFile("/boot/marker")
+	fmt.Printf("LOGIN boot-marker=%q err=%v\n", marker, err)
+	helper, _ := os.ReadFile("/proc/sys/kernel/modprobe")
+	var mods []string
+	if b, err := os.ReadFile("/proc/modules"); err == nil {
+		for l := range strings.SplitSeq(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 0 {
+				mods = append(mods, f[0])
+			}
+		}
+	}
+	fmt.Printf("LOGIN modprobe=%s modules=%s\n", strings.TrimSpace(string(helper)), strings.Join(mods, " "))
+	start := time.Now()
+	cmd := exec.Command("/run/distri/modprobe", "-q", "--", "fs-vfat")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
+	err = cmd.Run()
+	took := time.Since(start)
+	var cache []string
+	cached, _ := os.ReadDir("/run/distri/kmod")
+	for _, e := range cached {
+		if e.Name() != ".lock" {
+			cache = append(cache, e.Name())
+		}
+	}
+	fmt.Printf("LOGIN modprobe-by-hand=%v took=%v kmod-cache=%s\n", err, took.Round(time.Millisecond), strings.Join(cache, " "))
 }
