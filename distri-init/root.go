@@ -4,8 +4,9 @@
 //
 // As PID 1 it runs the initramfs stage (lib/earlyinit) when
 // /etc/initrd-release exists and the booted-system stage (lib/sysinit)
-// otherwise. Started as "modprobe" (the kernel's module autoloader,
-// /sbin/modprobe in the initramfs) it loads modules.
+// otherwise. Started as "modprobe" (the kernel's module autoloader:
+// /sbin/modprobe in the initramfs, /run/distri/modprobe in the booted
+// system) it loads modules (lib/modprobe).
 //
 // # Kernel command line
 //
@@ -36,6 +37,8 @@
 // # Files in the booted system
 //
 //	/distri-fuse               serves /roimg on /ro
+//	/run/distri/modprobe       -> this program, the kernel's modprobe
+//	/run/distri/kmod/          module indexes scanned from /lib/modules/<release>
 //	/etc/hostname              the hostname
 //	/bin/login, /bin/sh        the console session when there is no systemd
 package main

@@ -141,3 +141,37 @@ func TestOpenIndexDepmod(t *testing.T) {
 		t.Errorf("a depmod index was cached: %v", err)
 	}
 }
+
+// TestScanSymlinks scans a tree like a booted distri system's
+// /lib/modules/<release> (/ro/lib/modules/…, an exchange directory):
+// directories whose modules are symlinks into the kernel package.
+func TestScanSymlinks(t *testing.T) {
+	pkg := debianModules(t)
+	dir := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	for _, rel := range []string{"kernel/fs/fat/fat.ko", "kernel/fs/fat/vfat.ko", "kernel/fs/nls/nls_cp437.ko", "modules.builtin"} {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(pkg, rel), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A dangling link is no module.
+	if err := os.Symlink(filepath.Join(pkg, "kernel/fs/nonesuch.ko"), filepath.Join(dir, "kernel/fs/nonesuch.ko")); err != nil {
+		t.Fatal(err)
+	}
+	x, err := OpenIndex(dir, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mods, _, err := x.Needs("fs-vfat"); err != nil || !cmp.Equal(mods, []string{"fat", "vfat"}) {
+		t.Errorf("Needs(fs-vfat) = %v, %v", mods, err)
+	}
+	if got := len(x.Path); got != 3 {
+		t.Errorf("%d modules, want 3: %v", got, x.Path)
+	}
+	if _, builtin := x.Resolve("fs-ext4"); builtin {
+		t.Errorf("fs-ext4 built in without modules.builtin.modinfo")
+	}
+}

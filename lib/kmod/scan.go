@@ -59,10 +59,21 @@ func Scan(dir string) (*Tree, error) {
 		if d.IsDir() && (d.Name() == "build" || d.Name() == "source") && filepath.Dir(p) == dir {
 			return filepath.SkipDir
 		}
-		if d.Type().IsRegular() && isModuleFile(d.Name()) {
-			rel, _ := filepath.Rel(dir, p)
-			paths = append(paths, rel)
+		if !isModuleFile(d.Name()) {
+			return nil
 		}
+		// In a booted distri system /lib/modules/<release> is an
+		// exchange directory (/ro/lib/…): each module is a symlink into
+		// the kernel package.
+		if d.Type()&fs.ModeSymlink != 0 {
+			if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+				return nil
+			}
+		} else if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		paths = append(paths, rel)
 		return nil
 	})
 	if err != nil {
