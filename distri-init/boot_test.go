@@ -430,10 +430,11 @@ func TestBootSystem(t *testing.T) {
 	c.Expect(`^distri-init: serving /ro from /roimg \(distri-fuse pid \d+\)`, bootTimeout)
 	c.Expect(`^distri-init: hostname distri-vm$`, bootTimeout)
 	c.Expect(`^distri-init: kernel module helper /run/distri/modprobe -> /init$`, bootTimeout)
-	// Which of vdb, vdc and vdd is which depends on PCI order: the UUIDs say.
-	dataDev := c.Expect(`^distri-init: mounted (/dev/vd[b-d]) \(UUID=`+dataUUID+`\) on /mnt/data \(ext4, ro\)$`, bootTimeout)[1]
-	swapDev := c.Expect(`^distri-init: swap on (/dev/vd[b-d]) \(UUID=`+swapUUID+`\)$`, bootTimeout)[1]
-	bootDev := c.Expect(`^distri-init: mounted (/dev/vd[b-d])1 \(PARTUUID=`+bootUUID+`\) on /boot \(vfat, rw\)$`, bootTimeout)[1]
+	// Which disk is which depends on the order the kernel probes them in
+	// (the root is not always vda): the UUIDs say.
+	dataDev := c.Expect(`^distri-init: mounted (/dev/vd[a-d]) \(UUID=`+dataUUID+`\) on /mnt/data \(ext4, ro\)$`, bootTimeout)[1]
+	swapDev := c.Expect(`^distri-init: swap on (/dev/vd[a-d]) \(UUID=`+swapUUID+`\)$`, bootTimeout)[1]
+	bootDev := c.Expect(`^distri-init: mounted (/dev/vd[a-d])1 \(PARTUUID=`+bootUUID+`\) on /boot \(vfat, rw\)$`, bootTimeout)[1]
 	if dataDev == swapDev || dataDev == bootDev || swapDev == bootDev {
 		t.Errorf("data on %s, swap on %s, /boot on %s1: not three disks", dataDev, swapDev, bootDev)
 	}
