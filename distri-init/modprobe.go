@@ -11,7 +11,7 @@ import (
 
 func newModprobeCmd(stdio cli.Stdio) *cobra.Command {
 	return &cobra.Command{
-		Use:   "modprobe [-q] [-v] [-R] [-d ROOT] [-S RELEASE] [--] NAME...",
+		Use:   "modprobe [-q] [-v] [-R] [-D] [-d ROOT] [-S RELEASE] [--] NAME...",
 		Short: "load kernel modules by name or alias, with their dependencies",
 		Long: `modprobe loads the modules that provide each NAME (module name or alias)
 and what they depend on, from /lib/modules/<running release>: depmod's
