@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"distri.dev/distri/lib/cli"
+	"distri.dev/distri/lib/kmod"
 	"distri.dev/distri/lib/modprobe"
 )
 
@@ -16,7 +18,7 @@ func newModprobeCmd(stdio cli.Stdio) *cobra.Command {
 		Long: `modprobe loads the modules that provide each NAME (module name or alias)
 and what they depend on, from /lib/modules/<running release>: depmod's
 index if there is one, else every module's .modinfo (the index is then
-cached in ` + modprobe.CacheDir + `). Started under the name modprobe,
+cached in ` + strings.Join(kmod.SystemCacheDirs, " or ") + `). Started under the name modprobe,
 distri-init runs this: /sbin/modprobe in the initramfs and
 ` + modprobe.HelperPath + ` in the booted system are the kernel's module
 autoloader ("modprobe -q -- NAME").

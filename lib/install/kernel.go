@@ -8,10 +8,12 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/google/renameio/v2"
 
 	"distri.dev/distri/lib/initramfs"
+	"distri.dev/distri/lib/kmod"
 	"distri.dev/distri/lib/squashfs"
 )
 
@@ -19,9 +21,11 @@ import (
 // out/lib/modules) and a kernel image out/boot/vmlinuz-<release>.
 // Installing one puts /boot/vmlinuz-<release> and a fresh
 // /boot/initramfs-<release>.img into the root, made with lib/initramfs and
-// the root's /init (distri-init) — the distri equivalent of a kernel
-// package's postinst hook, run by the installer because packages have no
-// hooks.
+// the root's /init (distri-init), and the index of its modules into
+// /var/cache/distri/kmod/<release>@<full> for the booted system's
+// modprobe (lib/kmod's cache; Debian's kernel has no modules.dep) — the
+// distri equivalent of a kernel package's postinst hook (initramfs and
+// depmod), run by the installer because packages have no hooks.
 
 // kernelReleases returns the kernel releases full provides modules for.
 func (in *Installer) kernelReleases(full string) ([]string, error) {
@@ -62,14 +66,6 @@ func (in *Installer) bootKernels(ctx context.Context, installed []string) error 
 }
 
 func (in *Installer) bootKernel(full, release string) error {
-	init := in.opts.Init
-	if init == "" {
-		init = filepath.Join(in.opts.Root, "init")
-	}
-	if _, err := os.Stat(init); err != nil {
-		in.logf("installed kernel %s, but made no initramfs: %v (distri-init is the root's /init)", release, err)
-		return nil
-	}
 	img, err := squashfs.Open(in.store.ImagePath(full))
 	if err != nil {
 		return err
@@ -88,6 +84,20 @@ func (in *Installer) bootKernel(full, release string) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
+	index, err := writeModuleIndex(in.opts.Root, filepath.Join(modules, release), release, full)
+	if err != nil {
+		return err
+	}
+	index += fmt.Sprintf(" (%v)", time.Since(start).Round(time.Millisecond))
+	init := in.opts.Init
+	if init == "" {
+		init = filepath.Join(in.opts.Root, "init")
+	}
+	if _, err := os.Stat(init); err != nil {
+		in.logf("installed kernel %s (module index %s), but made no initramfs: %v (distri-init is the root's /init)", release, index, err)
+		return nil
+	}
 	boot := filepath.Join(in.opts.Root, "boot")
 	if err := os.MkdirAll(boot, 0o755); err != nil {
 		return err
@@ -104,8 +114,26 @@ func (in *Installer) bootKernel(full, release string) error {
 	}); err != nil {
 		return fmt.Errorf("initramfs: %w", err)
 	}
-	in.logf("installed kernel %s: %s, %s", release, filepath.Join(boot, "vmlinuz-"+release), out)
+	in.logf("installed kernel %s: %s, %s, module index %s", release, filepath.Join(boot, "vmlinuz-"+release), out, index)
 	return nil
+}
+
+// writeModuleIndex scans the kernel package full's modules of release
+// (extracted into dir) and writes their index where the booted root's
+// modprobe looks first, under the key of the package's tree
+// (root/var/cache/distri/kmod/<release>@<full>, see kmod.CacheKey), so
+// that no boot scans them. It returns the index directory.
+func writeModuleIndex(root, dir, release, full string) (string, error) {
+	tree, err := kmod.Scan(dir)
+	if err != nil {
+		return "", fmt.Errorf("module index: %w", err)
+	}
+	cache := filepath.Join(root, kmod.SystemCacheDirs[0])
+	key := kmod.PackageKey(release, full)
+	if err := kmod.WriteCache(tree.Index(), cache, key); err != nil {
+		return "", fmt.Errorf("module index in %s: %w", cache, err)
+	}
+	return filepath.Join(cache, key), nil
 }
 
 // copyFromImage copies the file at name in img to dst, atomically.

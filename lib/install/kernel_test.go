@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"distri.dev/distri/lib/distritest"
+	"distri.dev/distri/lib/kmod"
 	"distri.dev/distri/lib/mirror/mirrortest"
 	"distri.dev/distri/lib/pack"
 )
@@ -42,8 +43,27 @@ func addKernel(t *testing.T, r *mirrortest.Repo) *distritest.Kernel {
 	return k
 }
 
+// checkModuleIndex checks that the kernel package's module index is in
+// root's persistent kmod cache, under the key the booted system's
+// modprobe computes for /lib/modules/<release> (kmod.CacheKey).
+func checkModuleIndex(t *testing.T, root, release string) {
+	t.Helper()
+	entry := filepath.Join(root, kmod.SystemCacheDirs[0], kmod.PackageKey(release, "linux-image-amd64-6.1-1"))
+	dep, err := os.ReadFile(filepath.Join(entry, "modules.dep"))
+	if err != nil {
+		t.Fatalf("no module index in the root: %v", err)
+	}
+	if want := "kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\n"; !strings.Contains(string(dep), want) {
+		t.Errorf("%s/modules.dep lacks %q", entry, want)
+	}
+	if alias, err := os.ReadFile(filepath.Join(entry, "modules.alias")); err != nil || !strings.Contains(string(alias), "alias fs-vfat vfat\n") {
+		t.Errorf("%s/modules.alias lacks fs-vfat: %v", entry, err)
+	}
+}
+
 // TestInstallKernel checks that installing a kernel package puts its
-// image and a fresh initramfs (started by the root's /init) into /boot.
+// image and a fresh initramfs (started by the root's /init) into /boot,
+// and its module index into /var/cache/distri/kmod.
 func TestInstallKernel(t *testing.T) {
 	r := mirrortest.NewRepo(t, libc1)
 	k := addKernel(t, r)
@@ -82,6 +102,7 @@ func TestInstallKernel(t *testing.T) {
 		if !strings.Contains(logw.String(), "installed kernel "+k.Release) {
 			t.Errorf("log does not mention the kernel:\n%s", logw.String())
 		}
+		checkModuleIndex(t, root, k.Release)
 	})
 
 	t.Run("without distri-init", func(t *testing.T) {
@@ -97,6 +118,7 @@ func TestInstallKernel(t *testing.T) {
 		if !strings.Contains(logw.String(), "made no initramfs") {
 			t.Errorf("log does not say why there is no initramfs:\n%s", logw.String())
 		}
+		checkModuleIndex(t, root, k.Release)
 	})
 
 	t.Run("not a kernel", func(t *testing.T) {

@@ -6,7 +6,8 @@
 // /lib/modules/<running release> tree: depmod's index if the tree has
 // one (the initramfs), else the modules' own .modinfo (lib/kmod Scan;
 // Debian's kernel package ships no modules.dep), cached under
-// /run/distri/kmod.
+// /var/cache/distri/kmod (made at image time for the kernel package) or,
+// when /var cannot be written, /run/distri/kmod (kmod.SystemCacheDirs).
 //
 // In the booted system distri-init (lib/sysinit) points the kernel at
 // it with [Install]: /run/distri/modprobe is a symlink to distri-init,
@@ -29,8 +30,6 @@ import (
 const (
 	// HelperPath is the modprobe the booted system gives the kernel.
 	HelperPath = "/run/distri/modprobe"
-	// CacheDir keeps scanned module indexes (see kmod.OpenIndex).
-	CacheDir = "/run/distri/kmod"
 	// Sysctl is where the kernel reads which program to run.
 	Sysctl = "/proc/sys/kernel/modprobe"
 )
@@ -65,8 +64,8 @@ type Options struct {
 	Release string // -S: default the running kernel's
 	// Dir is the release directory; it overrides Root and Release.
 	Dir string
-	// CacheDir is passed to kmod.OpenIndex ("" means no cache).
-	CacheDir string
+	// CacheDirs are passed to kmod.OpenIndex (none means no cache).
+	CacheDirs []string
 	// Ignored are the options accepted without effect, for a warning.
 	Ignored []string
 }
@@ -221,7 +220,7 @@ func Run(o Options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	x, err := kmod.OpenIndex(dir, o.CacheDir)
+	x, err := kmod.OpenIndex(dir, o.CacheDirs...)
 	if err != nil {
 		return fmt.Errorf("kernel modules in %s: %w", dir, err)
 	}
@@ -293,13 +292,13 @@ func show(x *kmod.Index, o Options, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// Command parses args as [Parse] does and caches the index in CacheDir
-// when the modules are the running system's (no -d): distri-init's
-// modprobe command line.
+// Command parses args as [Parse] does and caches the index in
+// kmod.SystemCacheDirs when the modules are the running system's (no
+// -d): distri-init's modprobe command line.
 func Command(args []string) (Options, error) {
 	o, err := Parse(args)
 	if err == nil && o.Root == "" {
-		o.CacheDir = CacheDir
+		o.CacheDirs = kmod.SystemCacheDirs
 	}
 	return o, err
 }

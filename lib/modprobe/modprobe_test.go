@@ -69,7 +69,7 @@ func TestRunDebian(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o.Root, o.Release, o.CacheDir = filepath.Dir(filepath.Dir(k.Modules)), k.Release, cache
+		o.Root, o.Release, o.CacheDirs = filepath.Dir(filepath.Dir(k.Modules)), k.Release, []string{cache}
 		var out, errb bytes.Buffer
 		err = Run(o, &out, &errb)
 		return out.String(), errb.String(), err

@@ -16,6 +16,8 @@
 //	                        (lib64 -> /ro/lib64 when no glibc is installed)
 //	boot/vmlinuz-<release>  from a kernel package, with boot/initramfs-<release>.img
 //	                        made by lib/install with Init (see FindBootFiles)
+//	var/cache/distri/kmod/<release>@<kernel package>/   the kernel's module index
+//	                        (lib/install; the booted system's modprobe reads it)
 //	init                    distri-init (PID 1 of the booted system)
 //	distri-fuse             serves /roimg on /ro (initconfig.SystemFuse)
 //	etc/passwd group shadow root, password "peace" (SHA-512 crypt)
