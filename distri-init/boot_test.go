@@ -31,6 +31,7 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
 	"distri.dev/distri/lib/distritest"
+	"distri.dev/distri/lib/kmod"
 	"distri.dev/distri/lib/luks"
 )
 
@@ -361,9 +362,10 @@ func TestBootNoRoot(t *testing.T) {
 // on /boot by PARTUUID as the image's fstab does, testdata/login stands
 // in for /bin/login, and when it exits the system unmounts and shuts
 // down. vfat is a module: the kernel asks distri-init's modprobe for
-// fs-vfat, nls_cp437 and nls_ascii, found by scanning the root's
-// /lib/modules (the fat and nls modules of Debian's kernel, no
-// modules.dep).
+// fs-vfat, nls_cp437 and nls_ascii, found in the index made beforehand
+// in /var/cache/distri/kmod for the kernel package that the root's
+// /lib/modules links into (the fat and nls modules of Debian's kernel,
+// no modules.dep).
 func TestBootSystem(t *testing.T) {
 	e := setup(t)
 	distritest.NeedTool(t, "mkswap")
@@ -417,10 +419,35 @@ func TestBootSystem(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The modules the vfat mount asks for, as Debian's package ships
-	// them (no modules.dep), and what Scan reads besides.
+	// them (no modules.dep), and what Scan reads besides, laid out as a
+	// booted system sees them: /lib/modules/<release> is a farm of
+	// symlinks into the kernel package (/pkgs/<full> stands in for
+	// /ro/<full>), whose index is in /var/cache/distri/kmod as lib/install
+	// writes it at image time, with a marker alias: the guest scans
+	// nothing.
+	const kernelPkg = "linux-image-amd64-6.1-1"
 	rel := filepath.Join("lib/modules", e.kernel.Release)
-	for _, p := range []string{"kernel/fs/fat", "kernel/fs/nls", "modules.builtin", "modules.builtin.modinfo"} {
-		copyFS(t, filepath.Join(tree, rel, p), filepath.Join(e.kernel.Modules, e.kernel.Release, p))
+	pkgMods := filepath.Join(tree, "pkgs", kernelPkg, "out", rel)
+	for _, p := range []string{"kernel/fs/fat", "kernel/fs/nls", "modules.order", "modules.builtin", "modules.builtin.modinfo"} {
+		copyFS(t, filepath.Join(pkgMods, p), filepath.Join(e.kernel.Modules, e.kernel.Release, p))
+	}
+	symlinkFarm(t, filepath.Join(tree, rel), pkgMods)
+	modTree, err := kmod.Scan(pkgMods)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cacheKey := kmod.PackageKey(e.kernel.Release, kernelPkg)
+	premade := filepath.Join(tree, kmod.SystemCacheDirs[0])
+	if err := kmod.WriteCache(modTree.Index(), premade, cacheKey); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(premade, cacheKey, "modules.alias"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(f, "alias distri-premade-marker fat")
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
 	}
 	img := filepath.Join(dir, "root.img")
 	mkext4(t, img, tree, 0, 64)
@@ -472,12 +499,14 @@ func TestBootSystem(t *testing.T) {
 			t.Errorf("module %s not loaded; /proc/modules: %s", want, m[2])
 		}
 	}
-	// By hand: the index is cached by now; vfat is loaded already.
-	m = c.Expect(`^LOGIN modprobe-by-hand=(.*) took=(\S+) kmod-cache=(.*)`, bootTimeout)
-	if m[1] != "<nil>" || !strings.HasPrefix(m[3], e.kernel.Release+"-") {
-		t.Errorf("modprobe -q -- fs-vfat in the guest: %s; cache %q", m[1], m[3])
+	// By hand: vfat is loaded already. The index was the pre-made one
+	// (it has the marker), and nothing was scanned into /run.
+	m = c.Expect(`^LOGIN modprobe-by-hand=(.*) took=(\S+) kmod-cache=(.*) kmod-run=(.*) premade-marker=(.*)`, bootTimeout)
+	if m[1] != "<nil>" || m[3] != cacheKey || m[4] != "" || m[5] != "fat" {
+		t.Errorf("modprobe -q -- fs-vfat in the guest: %s; /var/cache/distri/kmod %q, want %s; /run/distri/kmod %q, want nothing; modprobe -R distri-premade-marker: %q, want fat",
+			m[1], m[3], cacheKey, m[4], m[5])
 	}
-	t.Logf("modprobe -q -- fs-vfat by hand in the guest took %s (index cached)", m[2])
+	t.Logf("modprobe -q -- fs-vfat by hand in the guest took %s (index made beforehand)", m[2])
 	c.Expect(`^distri-init: console session ended \(exit status 0\)`, bootTimeout)
 	c.Expect(`^distri-init: shutting down: powering off`, bootTimeout)
 	c.Expect(`^distri-init: unmounted /boot$`, bootTimeout)
@@ -486,6 +515,33 @@ func TestBootSystem(t *testing.T) {
 	c.Wait(30 * time.Second)
 	if !bytes.Contains([]byte(c.Log()), []byte("distri-init: powering off")) {
 		t.Errorf("no final power-off line")
+	}
+}
+
+// symlinkFarm makes dir a tree of directories and relative symlinks to
+// the files of src, as distri-fuse serves an exchange directory.
+func symlinkFarm(t *testing.T, dir, src string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		r, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, r)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		target, err := filepath.Rel(filepath.Dir(dst), p)
+		if err != nil {
+			return err
+		}
+		return os.Symlink(target, dst)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

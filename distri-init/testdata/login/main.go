@@ -63,12 +63,19 @@ func main() {
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
 	err = cmd.Run()
 	took := time.Since(start)
-	var cache []string
-	cached, _ := os.ReadDir("/run/distri/kmod")
-	for _, e := range cached {
-		if e.Name() != ".lock" {
-			cache = append(cache, e.Name())
+	// The module index: made beforehand in /var/cache/distri/kmod with a
+	// marker alias; a scan would have gone there or to /run/distri/kmod.
+	entries := func(dir string) string {
+		var names []string
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if e.Name() != ".lock" {
+				names = append(names, e.Name())
+			}
 		}
+		return strings.Join(names, " ")
 	}
-	fmt.Printf("LOGIN modprobe-by-hand=%v took=%v kmod-cache=%s\n", err, took.Round(time.Millisecond), strings.Join(cache, " "))
+	marker, _ = exec.Command("/run/distri/modprobe", "-R", "distri-premade-marker").Output()
+	fmt.Printf("LOGIN modprobe-by-hand=%v took=%v kmod-cache=%s kmod-run=%s premade-marker=%s\n", err, took.Round(time.Millisecond),
+		entries("/var/cache/distri/kmod"), entries("/run/distri/kmod"), strings.TrimSpace(string(marker)))
 }
