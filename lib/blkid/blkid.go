@@ -1,7 +1,7 @@
 // Package blkid identifies block devices by their superblocks, as
-// blkid(8) does for the few formats distri boots from: ext2/3/4, LUKS
-// (1 and 2), SquashFS, and the partition tables GPT and MBR for
-// PARTUUID and PARTLABEL.
+// blkid(8) does for the few formats distri boots from and mounts: ext2/3/4,
+// LUKS (1 and 2), SquashFS, swap areas, and the partition tables GPT and
+// MBR for PARTUUID and PARTLABEL.
 //
 // It reads a few KiB from fixed offsets and never mounts. Anything else
 // is reported with an empty Type.
@@ -22,7 +22,7 @@ import (
 type Info struct {
 	// Type is the file system or container type in blkid's words:
 	// "ext4" (also for ext2 and ext3, which the ext4 driver mounts),
-	// "crypto_LUKS", "squashfs", or "" if unknown.
+	// "crypto_LUKS", "squashfs", "swap", or "" if unknown.
 	Type string
 	// UUID as blkid formats it, lower case, e.g.
 	// "ba0504ec-11b1-4015-b9fe-80939af15a81"; empty if the format has
@@ -57,6 +57,13 @@ func Probe(r io.ReaderAt) (Info, error) {
 	case len(buf) >= 0x480 && binary.LittleEndian.Uint16(buf[0x438:]) == 0xef53:
 		sb := buf[0x400:]
 		return Info{Type: "ext4", UUID: formatUUID(sb[0x68:0x78]), Label: cstr(sb[0x78:0x88])}, nil
+	}
+	// A swap area as mkswap makes it with 4 KiB pages: "SWAPSPACE2"
+	// ends the first page; the header at 1024 has the UUID at 12 and
+	// the label at 28.
+	page := make([]byte, 4096)
+	if n, err := r.ReadAt(page, 0); n == len(page) && (err == nil || errors.Is(err, io.EOF)) && string(page[4086:]) == "SWAPSPACE2" {
+		return Info{Type: "swap", UUID: formatUUID(page[1036:1052]), Label: cstr(page[1052:1068])}, nil
 	}
 	return Info{}, nil
 }

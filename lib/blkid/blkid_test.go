@@ -14,6 +14,21 @@ import (
 	"distri.dev/distri/lib/luks"
 )
 
+// probeImage probes the image file img.
+func probeImage(t *testing.T, img string) Info {
+	t.Helper()
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := Probe(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
 func TestProbeExt4(t *testing.T) {
 	distritest.NeedTool(t, "mkfs.ext4")
 	img := filepath.Join(t.TempDir(), "ext4.img")
@@ -21,15 +36,7 @@ func TestProbeExt4(t *testing.T) {
 	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-U", uuid, "-L", "root", img, "8M").CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
 	}
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	got, err := Probe(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := probeImage(t, img)
 	if diff := cmp.Diff(Info{Type: "ext4", UUID: uuid, Label: "root"}, got); diff != "" {
 		t.Errorf("Probe(ext4) mismatch (-want +got):\n%s", diff)
 	}
@@ -54,6 +61,23 @@ func TestProbeLUKS(t *testing.T) {
 	}
 	if diff := cmp.Diff(Info{Type: "crypto_LUKS", UUID: uuid, Label: "cryptroot"}, got); diff != "" {
 		t.Errorf("Probe(luks) mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestProbeSwap reads a swap area that mkswap wrote.
+func TestProbeSwap(t *testing.T) {
+	distritest.NeedTool(t, "mkswap")
+	img := filepath.Join(t.TempDir(), "swap.img")
+	if err := os.WriteFile(img, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const uuid = "0b5e2c7a-94d1-4f3e-8a26-7c1d9e0f4b58"
+	if out, err := exec.Command("mkswap", "-U", uuid, "-L", "myswap", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkswap: %v\n%s", err, out)
+	}
+	got := probeImage(t, img)
+	if diff := cmp.Diff(Info{Type: "swap", UUID: uuid, Label: "myswap"}, got); diff != "" {
+		t.Errorf("Probe(swap) mismatch (-want +got):\n%s", diff)
 	}
 }
 

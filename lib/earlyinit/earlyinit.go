@@ -43,6 +43,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"distri.dev/distri/lib/blockdev"
 	"distri.dev/distri/lib/initconfig"
 	"distri.dev/distri/lib/internal/pid1"
 	"distri.dev/distri/lib/kmod"
@@ -66,7 +67,7 @@ type booter struct {
 	cfg         initconfig.Config
 	mods        *modules
 	load, crypt group // modules of cfg.Load and cfg.Crypt
-	devs        *devices
+	devs        *blockdev.Set
 	consolePath string
 }
 
@@ -149,13 +150,13 @@ func (b *booter) boot(ctx context.Context) error {
 }
 
 // findRoot unlocks the rd.luks volumes and returns the root device.
-func (b *booter) findRoot(ctx context.Context) (*blockDev, error) {
+func (b *booter) findRoot(ctx context.Context) (*blockdev.Device, error) {
 	timeout := b.cmdline.WaitTimeout()
-	var mapped []*blockDev
+	var mapped []*blockdev.Device
 	for _, l := range b.cmdline.LUKS {
 		what := "LUKS volume UUID=" + l.UUID
 		b.log.Printf("waiting for %s (rd.luks), up to %s", what, fmtTimeout(timeout))
-		dev, err := b.devs.wait(ctx, what, timeout, func(d *blockDev) bool {
+		dev, err := b.devs.Wait(ctx, what, timeout, func(d *blockdev.Device) bool {
 			return d.Info.Type == "crypto_LUKS" && strings.EqualFold(d.Info.UUID, l.UUID)
 		})
 		if err != nil {
@@ -177,7 +178,7 @@ func (b *booter) findRoot(ctx context.Context) (*blockDev, error) {
 	}
 	what := "root " + spec.String()
 	b.log.Printf("waiting for %s, up to %s", what, fmtTimeout(timeout))
-	dev, err := b.devs.wait(ctx, what, timeout, func(d *blockDev) bool { return d.matches(spec) })
+	dev, err := b.devs.Wait(ctx, what, timeout, func(d *blockdev.Device) bool { return d.Matches(spec) })
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +204,7 @@ func fmtTimeout(d time.Duration) string {
 }
 
 // mountRoot mounts dev on /sysroot.
-func (b *booter) mountRoot(dev *blockDev) error {
+func (b *booter) mountRoot(dev *blockdev.Device) error {
 	fstype := b.cmdline.RootFSType
 	if fstype == "" {
 		fstype = dev.Info.Type

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"distri.dev/distri/lib/blockdev"
 	"distri.dev/distri/lib/devmapper"
 	"distri.dev/distri/lib/luks"
 )
@@ -23,7 +24,7 @@ const maxTries = 3
 // unlock opens the LUKS volume on dev and maps it as /dev/mapper/<name>
 // with dm-crypt, asking for the passphrase on the console unless a key
 // file is given. It returns the mapped device.
-func (b *booter) unlock(ctx context.Context, dev *blockDev, name string) (*blockDev, error) {
+func (b *booter) unlock(ctx context.Context, dev *blockdev.Device, name string) (*blockdev.Device, error) {
 	f, err := os.Open(dev.Path)
 	if err != nil {
 		return nil, err
@@ -87,7 +88,7 @@ func (b *booter) unlock(ctx context.Context, dev *blockDev, name string) (*block
 		os.Symlink("../"+filepath.Base(node), "/dev/mapper/"+name)
 	}
 	b.log.Printf("mapped %s as /dev/mapper/%s (%s, %s, %d-byte sectors)", dev.Path, name, node, dm.Cipher, dm.SectorSize)
-	return b.devs.wait(ctx, "/dev/mapper/"+name, b.cmdline.WaitTimeout(), func(d *blockDev) bool {
+	return b.devs.Wait(ctx, "/dev/mapper/"+name, b.cmdline.WaitTimeout(), func(d *blockdev.Device) bool {
 		return d.DMName == name
 	})
 }

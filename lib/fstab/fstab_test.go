@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
-
-	"distri.dev/distri/lib/blkid"
 )
 
 func TestParse(t *testing.T) {
@@ -182,40 +180,6 @@ func TestIsDevice(t *testing.T) {
 		d, err := parseSpec(spec)
 		if err != nil || d.String() != want {
 			t.Errorf("parseSpec(%q) = %v, %v; want %s", spec, d, err, want)
-		}
-	}
-}
-
-func TestDeviceMatches(t *testing.T) {
-	d := &device{path: "/dev/vda2", info: blkid.Info{Type: "ext4", UUID: "5f3b8a41-0c2e-4d7a-9b61-3e8f2c1d0a77", Label: "root"},
-		partUUID: "0b5e2c7a-94d1-4f3e-8a26-7c1d9e0f4b58", partLabel: "distri"}
-	dm := &device{path: "/dev/dm-0", dmName: "cryptdata"}
-	for _, tt := range []struct {
-		d    *device
-		spec string
-		want bool
-	}{
-		{d, "UUID=5F3B8A41-0C2E-4D7A-9B61-3E8F2C1D0A77", true},
-		{d, "UUID=00000000-0c2e-4d7a-9b61-3e8f2c1d0a77", false},
-		{d, "LABEL=root", true},
-		{d, "LABEL=Root", false},
-		{d, "PARTUUID=0B5E2C7A-94D1-4F3E-8A26-7C1D9E0F4B58", true},
-		{d, "PARTLABEL=distri", true},
-		{d, "PARTLABEL=other", false},
-		{d, "/dev/vda2", true},
-		{d, "/dev/disk/by-partuuid/0b5e2c7a-94d1-4f3e-8a26-7c1d9e0f4b58", true},
-		{d, "/dev/vda", false},
-		{dm, "/dev/mapper/cryptdata", true},
-		{dm, "/dev/dm-0", true},
-		{dm, "LABEL=", false},
-		{dm, "PARTLABEL=", false},
-	} {
-		spec, err := parseSpec(tt.spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := tt.d.matches(spec); got != tt.want {
-			t.Errorf("%s matches %s = %v, want %v", tt.d, tt.spec, got, tt.want)
 		}
 	}
 }

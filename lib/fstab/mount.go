@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"distri.dev/distri/lib/blockdev"
 	"distri.dev/distri/lib/internal/pid1"
 )
 
@@ -109,7 +110,7 @@ func MountAll(ctx context.Context, opts Options) (*Mounted, error) {
 			opts.Log.Printf("FAILED: %v; line ignored", err)
 		}
 	}
-	mt := &mounter{opts: opts, finder: &finder{sysBlock: opts.SysBlock}, deadline: time.Now().Add(opts.DeviceTimeout)}
+	mt := &mounter{opts: opts, devs: blockdev.New(opts.SysBlock), deadline: time.Now().Add(opts.DeviceTimeout)}
 	for _, e := range entries {
 		if e.Mount.NoAuto || (!e.Swap() && e.File == "/") {
 			continue
@@ -136,7 +137,7 @@ var errNoFSType = errors.New("unknown file system")
 
 type mounter struct {
 	opts     Options
-	finder   *finder
+	devs     *blockdev.Set
 	deadline time.Time
 }
 
@@ -150,19 +151,19 @@ func (mt *mounter) mount(ctx context.Context, e Entry) (*active, string, error) 
 		if err != nil {
 			return nil, "", err
 		}
-		d, err := mt.finder.find(ctx, spec, mt.deadline, mt.opts.DeviceTimeout)
+		d, err := mt.find(ctx, spec)
 		if err != nil {
 			return nil, "", err
 		}
-		src = d.path
-		if d.path != e.Spec {
+		src = d.Path
+		if d.Path != e.Spec {
 			info = " (" + e.Spec + ")"
 		}
 		if fstype == "auto" {
-			if d.info.Type == "" || d.info.Type == "crypto_LUKS" {
+			if d.Info.Type == "" || d.Info.Type == "crypto_LUKS" {
 				return nil, "", fmt.Errorf("type auto: %s: %w (want ext4, squashfs or swap; name the type)", d, errNoFSType)
 			}
-			fstype = d.info.Type
+			fstype = d.Info.Type
 		}
 	} else if fstype == "auto" {
 		return nil, "", fmt.Errorf("type auto needs a device to probe, not %q", e.Spec)

@@ -122,7 +122,7 @@ LABEL=%[2]s  /bylabel  ext4  ro
 	for _, want := range []string{
 		fmt.Sprintf("mounted %s (UUID=%s) on %s/data disk (ext4, ro)", dev, uuid, root),
 		fmt.Sprintf("mounted tmpfs on %s/scratch (tmpfs, rw)", root),
-		fmt.Sprintf("%s:6: not mounted (nofail): no device UUID=%s after 300ms: block devices seen: ", fstab, missing),
+		fmt.Sprintf("%s:6: not mounted (nofail): gave up waiting for UUID=%s after 300ms: block devices seen: ", fstab, missing),
 		fmt.Sprintf("FAILED: %s:7: mount tmpfs on %s/bad (tmpfs, nonsense=1): invalid argument; booting on", fstab, root),
 		fmt.Sprintf("FAILED: %s:8: want 3 to 6 fields", fstab),
 		fmt.Sprintf("mounted %s on %s/bypath (ext4, ro)", dev, root),
