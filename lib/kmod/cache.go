@@ -118,9 +118,10 @@ func scanIndex(dir string) (*Index, error) {
 // kernel package, e.g. modules.order ->
 // ../../../linux-image-6.1.0-56-cloud-amd64-amd64-6.1.192-2-1/out/lib/modules/6.1.0-56-cloud-amd64/modules.order.
 // A package is immutable and its full name says which one it is, while
-// the exchange directory's inode and times are distri-fuse's, assigned
-// afresh at every boot. So when dir's modules.order and modules.builtin
-// (those that exist; at least one) are symlinks that resolve to
+// the exchange directory's inode and times are distri-fuse's (its mtime
+// is the time of distri-fuse's first scan, new at every boot). So when
+// dir's modules.order and modules.builtin (those that exist; at least
+// one) are symlinks that resolve to
 // <somewhere>/<full>/out/lib/modules/<release>/<the same name>, with
 // <full> a full package name and the same for both, the key is
 // [PackageKey](release, full). Modules that another package adds to the

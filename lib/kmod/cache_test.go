@@ -97,12 +97,7 @@ func TestOpenIndexCache(t *testing.T) {
 		t.Errorf("cached Needs(fs-vfat) = %v, %v", mods, err)
 	}
 	// What the cache says wins: it is read, not rescanned.
-	f, err := os.OpenFile(filepath.Join(entry, "modules.alias"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("alias distri-test-marker fat\n")
-	f.Close()
+	appendAlias(t, entry, "distri-test-marker")
 	again, err := OpenIndex(dir, cache)
 	if err != nil {
 		t.Fatal(err)
