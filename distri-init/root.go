@@ -38,7 +38,9 @@
 //
 //	/distri-fuse               serves /roimg on /ro
 //	/run/distri/modprobe       -> this program, the kernel's modprobe
-//	/run/distri/kmod/          module indexes scanned from /lib/modules/<release>
+//	/var/cache/distri/kmod/    module indexes of /lib/modules/<release> (made when
+//	                           the kernel package was installed, or scanned)
+//	/run/distri/kmod/          the same when /var cannot be written
 //	/etc/hostname              the hostname
 //	/bin/login, /bin/sh        the console session when there is no systemd
 package main

@@ -9,7 +9,13 @@
 //   - at boot, [ReadIndex] reads the modules.dep, modules.alias,
 //     modules.softdep and modules.builtin files that depmod wrote, and a
 //     [Loader] loads modules by name, alias or modalias with finit_module,
-//     dependencies first, safely from many goroutines at once.
+//     dependencies first, safely from many goroutines at once;
+//   - in the booted system, [OpenIndex] gives modprobe the index of a tree
+//     without modules.dep (Debian's kernel package): read from a cache
+//     directory ([SystemCacheDirs]) under [CacheKey] (the kernel
+//     package's full name when the tree links into one), else scanned
+//     and cached. Installing a kernel package writes it beforehand
+//     (lib/install, [WriteCache] under [PackageKey]).
 //
 // # Not supported
 //
