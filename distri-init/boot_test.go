@@ -15,6 +15,9 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -365,7 +368,9 @@ func TestBootNoRoot(t *testing.T) {
 // fs-vfat, nls_cp437 and nls_ascii, found in the index made beforehand
 // in /var/cache/distri/kmod for the kernel package that the root's
 // /lib/modules links into (the fat and nls modules of Debian's kernel,
-// no modules.dep).
+// no modules.dep). The guest has a virtio network card on QEMU's user
+// network: distri-init loads its driver by modalias and gets a lease by
+// DHCP, and the login fetches a file the test serves over HTTP.
 func TestBootSystem(t *testing.T) {
 	e := setup(t)
 	distritest.NeedTool(t, "mkswap")
@@ -377,10 +382,29 @@ func TestBootSystem(t *testing.T) {
 		marker   = "fstab marker 42\n"
 		fatMark  = "vfat marker 43\n"
 	)
+	// A file served by the test: the guest fetches it from 10.0.2.2
+	// (QEMU's user network forwards that to the host's 127.0.0.1) once
+	// distri-init configured eth0 by DHCP.
+	httpBody := fmt.Sprintf("served over http %d", time.Now().UnixNano())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/hello" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, httpBody)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
 	host := filepath.Join(dir, "hostname")
 	fstabFile := filepath.Join(dir, "fstab")
+	urlFile := filepath.Join(dir, "http-url")
 	for p, content := range map[string]string{
-		host: "distri-vm\n",
+		urlFile: fmt.Sprintf("http://10.0.2.2:%d/hello\n", ln.Addr().(*net.TCPAddr).Port),
+		host:    "distri-vm\n",
 		fstabFile: "UUID=" + rootUUID + " / ext4 defaults 0 1\n" +
 			"UUID=" + dataUUID + " /mnt/data auto ro,nodev 0 2\n" +
 			"UUID=" + swapUUID + " none swap sw 0 0\n" +
@@ -414,6 +438,7 @@ func TestBootSystem(t *testing.T) {
 		"bin/login":    distritest.StaticBinary(t, "distri.dev/distri/distri-init/testdata/login"),
 		"etc/hostname": host,
 		"etc/fstab":    fstabFile,
+		"etc/http-url": urlFile,
 	})
 	if err := os.Mkdir(filepath.Join(tree, "roimg"), 0o755); err != nil {
 		t.Fatal(err)
@@ -428,7 +453,12 @@ func TestBootSystem(t *testing.T) {
 	const kernelPkg = "linux-image-amd64-6.1-1"
 	rel := filepath.Join("lib/modules", e.kernel.Release)
 	pkgMods := filepath.Join(tree, "pkgs", kernelPkg, "out", rel)
-	for _, p := range []string{"kernel/fs/fat", "kernel/fs/nls", "modules.order", "modules.builtin", "modules.builtin.modinfo"} {
+	// And the network card's driver, which the initramfs does not load:
+	// distri-init loads it by the device's modalias (virtio:d00000001v*),
+	// with its dependencies (virtio and virtio_ring, which the initramfs
+	// loaded for the disks, and net_failover, failover).
+	for _, p := range []string{"kernel/fs/fat", "kernel/fs/nls", "modules.order", "modules.builtin", "modules.builtin.modinfo",
+		"kernel/drivers/virtio", "kernel/drivers/net/virtio_net.ko", "kernel/drivers/net/net_failover.ko", "kernel/net/core/failover.ko"} {
 		copyFS(t, filepath.Join(pkgMods, p), filepath.Join(e.kernel.Modules, e.kernel.Release, p))
 	}
 	symlinkFarm(t, filepath.Join(tree, rel), pkgMods)
@@ -451,7 +481,11 @@ func TestBootSystem(t *testing.T) {
 	}
 	img := filepath.Join(dir, "root.img")
 	mkext4(t, img, tree, 0, 64)
-	c := boot(t, e, "", "root=UUID="+rootUUID, img, dataImg, swapImg, bootImg)
+	c := distritest.StartVM(t, distritest.VMOptions{
+		Kernel: e.kernel.Vmlinuz, Initrd: e.initrd, Append: kernelArgs + " root=UUID=" + rootUUID,
+		Disks: []string{img, dataImg, swapImg, bootImg},
+		Extra: []string{"-nic", "user,model=virtio-net-pci"},
+	})
 	c.Expect(`^distri-init: switching root after .*, exec /init`, bootTimeout)
 	c.Expect(`^distri-init: system stage, mounted /dev/pts /dev/shm /tmp$`, bootTimeout)
 	c.Expect(`^distri-init: serving /ro from /roimg \(distri-fuse pid \d+\)`, bootTimeout)
@@ -507,12 +541,31 @@ func TestBootSystem(t *testing.T) {
 			m[1], m[3], cacheKey, m[4], m[5])
 	}
 	t.Logf("modprobe -q -- fs-vfat by hand in the guest took %s (index made beforehand)", m[2])
+	// The network comes up in the background: the login fetches the
+	// file once it can (it retries), and reads what DHCP configured.
+	m = c.Expect(`^LOGIN http=(.*) err=(.*) after=(\S+) resolv=(.*)`, bootTimeout)
+	if want := fmt.Sprintf("%q", httpBody); m[1] != want || m[2] != "<nil>" {
+		t.Errorf("the guest fetched %s (err %s), want %s", m[1], m[2], want)
+	}
+	if m[4] != "nameserver 10.0.2.3" {
+		t.Errorf("the guest's /etc/resolv.conf has %q, want nameserver 10.0.2.3", m[4])
+	}
+	t.Logf("the guest fetched the file %s after its login started", m[3])
 	c.Expect(`^distri-init: console session ended \(exit status 0\)`, bootTimeout)
 	c.Expect(`^distri-init: shutting down: powering off`, bootTimeout)
 	c.Expect(`^distri-init: unmounted /boot$`, bootTimeout)
 	c.Expect(`^distri-init: swap off `+swapDev+`$`, bootTimeout)
 	c.Expect(`^distri-init: unmounted /mnt/data$`, bootTimeout)
 	c.Wait(30 * time.Second)
+	// The line comes whenever DHCP is done: between other lines.
+	if m := regexp.MustCompile(`(?m)^distri-init: network eth0: 10\.0\.2\.15/24 via 10\.0\.2\.2, dns 10\.0\.2\.3 \(dhcp, ([0-9.]+)s\)\r?$`).FindStringSubmatch(c.Log()); m == nil {
+		t.Errorf("no console line for eth0's lease")
+	} else {
+		t.Logf("DHCP on eth0 took %ss in the guest", m[1])
+	}
+	if !regexp.MustCompile(`(?m)^distri-init: loaded module virtio_net\r?$`).MatchString(c.Log()) {
+		t.Errorf("no console line for loading virtio_net")
+	}
 	if !bytes.Contains([]byte(c.Log()), []byte("distri-init: powering off")) {
 		t.Errorf("no final power-off line")
 	}

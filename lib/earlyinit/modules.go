@@ -2,8 +2,6 @@ package earlyinit
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"sync"
 
 	"distri.dev/distri/lib/kmod"
@@ -14,14 +12,13 @@ import (
 type modules struct {
 	b      *booter
 	loader *kmod.Loader
-	sem    chan struct{}
-	mu     sync.Mutex
-	seen   map[string]bool // modaliases handled
+	plug   *kmod.Coldplug
 }
 
 func newModules(b *booter, x *kmod.Index) *modules {
-	m := &modules{b: b, sem: make(chan struct{}, 4), seen: map[string]bool{}}
+	m := &modules{b: b}
 	m.loader = kmod.NewLoader(x, func(name string) { b.log.Printf("loaded module %s", name) })
+	m.plug = kmod.NewColdplug(m.loader, func(alias string, err error) { b.log.Printf("driver for %s: %v", alias, err) })
 	return m
 }
 
@@ -52,36 +49,9 @@ func (g *group) Wait() { g.wg.Wait() }
 
 // Modalias loads the drivers for one device's modalias, in the
 // background, once per modalias.
-func (m *modules) Modalias(alias string) {
-	m.mu.Lock()
-	if m.seen[alias] {
-		m.mu.Unlock()
-		return
-	}
-	m.seen[alias] = true
-	m.mu.Unlock()
-	go func() {
-		m.sem <- struct{}{}
-		defer func() { <-m.sem }()
-		if _, err := m.loader.LoadModalias(alias); err != nil {
-			m.b.log.Printf("driver for %s: %v", alias, err)
-		}
-	}()
-}
+func (m *modules) Modalias(alias string) { m.plug.Modalias(alias) }
 
 // Coldplug loads the drivers of the devices that exist already: every
 // /sys/bus/*/devices/*/modalias. Devices that appear later arrive as
 // uevents.
-func (m *modules) Coldplug() int {
-	paths, _ := filepath.Glob("/sys/bus/*/devices/*/modalias")
-	n := 0
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil || len(b) < 2 {
-			continue
-		}
-		m.Modalias(string(b[:len(b)-1]))
-		n++
-	}
-	return n
-}
+func (m *modules) Coldplug() int { return m.plug.Scan("/sys") }

@@ -21,7 +21,12 @@
 //     (lib/fstab: devices by UUID=, LABEL=, PARTUUID=, PARTLABEL= or
 //     path, waited for up to 5s in all; failures are logged and boot
 //     goes on; the root line is skipped) and swap on its swap areas.
-//  6. Supervise: run a login (/bin/login, else a shell, /bin/sh) on
+//  6. In the background, load the drivers of the devices by modalias
+//     (lib/kmod, as the initramfs does for its own) and bring up the
+//     network (lib/netconf: lo, DHCPv4 on each Ethernet interface, up
+//     to 8 s; /etc/resolv.conf unless someone else wrote it). The login
+//     does not wait for it.
+//  7. Supervise: run a login (/bin/login, else a shell, /bin/sh) on
 //     /dev/console, reap orphaned processes, and shut down in order
 //     (stop processes, unmount the fstab entries in reverse order, stop
 //     distri-fuse, unmount the rest, sync, power off or reboot) when the
@@ -110,6 +115,7 @@ func Run(ctx context.Context, opts Options) error {
 	// Each entry that failed is logged; boot goes on regardless, as
 	// there is no emergency shell to go to.
 	s.fstab, _ = fstab.MountAll(ctx, fstab.Options{Log: s.log})
+	s.startNetwork(ctx)
 	return s.supervise(ctx, opts.Logins)
 }
 

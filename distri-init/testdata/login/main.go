@@ -5,6 +5,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -78,4 +80,41 @@ func main() {
 	marker, _ = exec.Command("/run/distri/modprobe", "-R", "distri-premade-marker").Output()
 	fmt.Printf("LOGIN modprobe-by-hand=%v took=%v kmod-cache=%s kmod-run=%s premade-marker=%s\n", err, took.Round(time.Millisecond),
 		entries("/var/cache/distri/kmod"), entries("/run/distri/kmod"), strings.TrimSpace(string(marker)))
+	fetch()
+}
+
+// fetch gets the URL in /etc/http-url, a file that TestBootSystem serves
+// on the host, retrying for up to 60 s: distri-init configures the
+// network in the background, maybe after the login started. It prints
+// the body and the nameserver lines of /etc/resolv.conf.
+func fetch() {
+	url, err := os.ReadFile("/etc/http-url")
+	var body []byte
+	start := time.Now()
+	for err == nil {
+		c := &http.Client{Timeout: 3 * time.Second}
+		var resp *http.Response
+		resp, err = c.Get(strings.TrimSpace(string(url)))
+		if err == nil {
+			body, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("%s", resp.Status)
+			}
+			break
+		}
+		if time.Since(start) > 60*time.Second {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+		err = nil
+	}
+	var ns []string
+	resolv, _ := os.ReadFile("/etc/resolv.conf")
+	for l := range strings.SplitSeq(string(resolv), "\n") {
+		if strings.HasPrefix(l, "nameserver") {
+			ns = append(ns, l)
+		}
+	}
+	fmt.Printf("LOGIN http=%q err=%v after=%v resolv=%s\n", body, err, time.Since(start).Round(time.Millisecond), strings.Join(ns, ","))
 }

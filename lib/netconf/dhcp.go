@@ -1,0 +1,248 @@
+package netconf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// DHCP message types (option 53).
+const (
+	Discover = 1
+	Offer    = 2
+	Request  = 3
+	Decline  = 4
+	Ack      = 5
+	Nak      = 6
+	Release  = 7
+)
+
+// DHCP option codes that the client sends or reads.
+const (
+	OptSubnetMask   = 1
+	OptRouter       = 3
+	OptDNS          = 6
+	OptHostname     = 12
+	OptDomainName   = 15
+	OptMTU          = 26
+	OptBroadcast    = 28
+	OptRequestedIP  = 50
+	OptLeaseTime    = 51
+	OptMessageType  = 53
+	OptServerID     = 54
+	OptParamRequest = 55
+	OptRenewalTime  = 58
+	OptRebindTime   = 59
+	optPad          = 0
+	optEnd          = 255
+)
+
+// flagBroadcast asks the server to broadcast its replies: the client
+// has no address yet to receive unicast on.
+const flagBroadcast = 0x8000
+
+var magicCookie = [4]byte{99, 130, 83, 99}
+
+// headerLen is the fixed part of a DHCP message up to the options,
+// magic cookie included.
+const headerLen = 240
+
+// Option is one DHCP option.
+type Option struct {
+	Code byte
+	Data []byte
+}
+
+// Message is a DHCPv4 message (RFC 2131), the parts a client uses.
+type Message struct {
+	Op        byte // 1 request, 2 reply
+	XID       uint32
+	Secs      uint16
+	Broadcast bool // the BROADCAST flag
+	CIAddr    netip.Addr
+	YIAddr    netip.Addr
+	SIAddr    netip.Addr
+	GIAddr    netip.Addr
+	CHAddr    net.HardwareAddr
+	Options   []Option // in order; repeated codes are concatenated when read
+}
+
+// Option returns the data of option code, or nil.
+func (m *Message) Option(code byte) []byte {
+	for _, o := range m.Options {
+		if o.Code == code {
+			return o.Data
+		}
+	}
+	return nil
+}
+
+// Type returns the message type (option 53), 0 if missing.
+func (m *Message) Type() byte {
+	if d := m.Option(OptMessageType); len(d) == 1 {
+		return d[0]
+	}
+	return 0
+}
+
+func addr4(a netip.Addr) [4]byte {
+	if a.Is4() {
+		return a.As4()
+	}
+	return [4]byte{}
+}
+
+// Marshal encodes m, padded to the 300 bytes of a BOOTP message that
+// some servers insist on.
+func (m *Message) Marshal() ([]byte, error) {
+	if len(m.CHAddr) > 16 {
+		return nil, fmt.Errorf("dhcp: hardware address %v longer than 16 bytes", m.CHAddr)
+	}
+	b := make([]byte, headerLen, 300)
+	b[0] = m.Op
+	b[1] = 1 // Ethernet
+	b[2] = byte(len(m.CHAddr))
+	binary.BigEndian.PutUint32(b[4:], m.XID)
+	binary.BigEndian.PutUint16(b[8:], m.Secs)
+	if m.Broadcast {
+		binary.BigEndian.PutUint16(b[10:], flagBroadcast)
+	}
+	for i, a := range []netip.Addr{m.CIAddr, m.YIAddr, m.SIAddr, m.GIAddr} {
+		a4 := addr4(a)
+		copy(b[12+4*i:], a4[:])
+	}
+	copy(b[28:44], m.CHAddr)
+	copy(b[236:240], magicCookie[:])
+	for _, o := range m.Options {
+		if o.Code == optPad || o.Code == optEnd {
+			return nil, fmt.Errorf("dhcp: option %d cannot carry data", o.Code)
+		}
+		data := o.Data
+		for first := true; first || len(data) > 0; first = false {
+			n := min(len(data), 255) // longer data is split (RFC 3396)
+			b = append(b, o.Code, byte(n))
+			b = append(b, data[:n]...)
+			data = data[n:]
+		}
+	}
+	b = append(b, optEnd)
+	for len(b) < 300 {
+		b = append(b, optPad)
+	}
+	return b, nil
+}
+
+var errShort = errors.New("dhcp: message too short")
+
+// Unmarshal decodes a DHCP message.
+func Unmarshal(b []byte) (*Message, error) {
+	if len(b) < headerLen {
+		return nil, errShort
+	}
+	if [4]byte(b[236:240]) != magicCookie {
+		return nil, errors.New("dhcp: no magic cookie")
+	}
+	hlen := int(b[2])
+	if hlen > 16 {
+		return nil, fmt.Errorf("dhcp: hardware address length %d", hlen)
+	}
+	m := &Message{
+		Op:        b[0],
+		XID:       binary.BigEndian.Uint32(b[4:]),
+		Secs:      binary.BigEndian.Uint16(b[8:]),
+		Broadcast: binary.BigEndian.Uint16(b[10:])&flagBroadcast != 0,
+		CIAddr:    netip.AddrFrom4([4]byte(b[12:16])),
+		YIAddr:    netip.AddrFrom4([4]byte(b[16:20])),
+		SIAddr:    netip.AddrFrom4([4]byte(b[20:24])),
+		GIAddr:    netip.AddrFrom4([4]byte(b[24:28])),
+		CHAddr:    net.HardwareAddr(append([]byte(nil), b[28:28+hlen]...)),
+	}
+	opts := b[headerLen:]
+	for len(opts) > 0 {
+		code := opts[0]
+		if code == optEnd {
+			break
+		}
+		if code == optPad {
+			opts = opts[1:]
+			continue
+		}
+		if len(opts) < 2 || len(opts) < 2+int(opts[1]) {
+			return nil, fmt.Errorf("dhcp: option %d truncated", code)
+		}
+		data := opts[2 : 2+int(opts[1])]
+		opts = opts[2+int(opts[1]):]
+		found := false
+		for i := range m.Options {
+			if m.Options[i].Code == code { // RFC 3396: concatenate
+				m.Options[i].Data = append(m.Options[i].Data, data...)
+				found = true
+			}
+		}
+		if !found {
+			m.Options = append(m.Options, Option{code, append([]byte(nil), data...)})
+		}
+	}
+	return m, nil
+}
+
+// Lease is what a DHCPACK configures.
+type Lease struct {
+	Addr     netip.Prefix // yiaddr with the subnet mask (option 1)
+	Router   netip.Addr   // option 3, first router; invalid if none
+	DNS      []netip.Addr // option 6
+	Domain   string       // option 15
+	MTU      int          // option 26, 0 if not given
+	Duration time.Duration
+	Server   netip.Addr // option 54
+}
+
+// Lease reads the lease an ACK (or OFFER) carries.
+func (m *Message) Lease() (*Lease, error) {
+	if !m.YIAddr.Is4() || m.YIAddr.IsUnspecified() {
+		return nil, errors.New("dhcp: no address offered")
+	}
+	l := &Lease{}
+	bits := m.YIAddr.BitLen()
+	if d := m.Option(OptSubnetMask); len(d) == 4 {
+		ones, size := net.IPMask(d).Size()
+		if size == 0 {
+			return nil, fmt.Errorf("dhcp: subnet mask %v is not a prefix", net.IP(d))
+		}
+		bits = ones
+	} else if m.YIAddr.As4()[0] < 128 { // classful default, as RFC 2132 allows
+		bits = 8
+	} else if m.YIAddr.As4()[0] < 192 {
+		bits = 16
+	} else {
+		bits = 24
+	}
+	l.Addr = netip.PrefixFrom(m.YIAddr, bits)
+	addrs := func(d []byte) []netip.Addr {
+		var as []netip.Addr
+		for ; len(d) >= 4; d = d[4:] {
+			as = append(as, netip.AddrFrom4([4]byte(d[:4])))
+		}
+		return as
+	}
+	if r := addrs(m.Option(OptRouter)); len(r) > 0 {
+		l.Router = r[0]
+	}
+	l.DNS = addrs(m.Option(OptDNS))
+	l.Domain = string(m.Option(OptDomainName))
+	if d := m.Option(OptMTU); len(d) == 2 {
+		if mtu := int(binary.BigEndian.Uint16(d)); mtu >= 68 {
+			l.MTU = mtu
+		}
+	}
+	if d := m.Option(OptLeaseTime); len(d) == 4 {
+		l.Duration = time.Duration(binary.BigEndian.Uint32(d)) * time.Second
+	}
+	if s := addrs(m.Option(OptServerID)); len(s) > 0 {
+		l.Server = s[0]
+	}
+	return l, nil
+}

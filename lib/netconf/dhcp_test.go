@@ -1,0 +1,209 @@
+package netconf
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var hw = net.HardwareAddr{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}
+
+// reply returns the bytes of a server's reply as a DHCP server writes
+// them, assembled by hand: header, cookie, then raw options.
+func reply(xid uint32, yiaddr [4]byte, opts ...byte) []byte {
+	b := make([]byte, 240)
+	b[0], b[1], b[2] = 2, 1, 6
+	b[4], b[5], b[6], b[7] = byte(xid>>24), byte(xid>>16), byte(xid>>8), byte(xid)
+	b[10] = 0x80
+	copy(b[16:20], yiaddr[:])
+	copy(b[28:], hw)
+	copy(b[236:], []byte{99, 130, 83, 99})
+	return append(append(b, opts...), 255)
+}
+
+func TestUnmarshalLease(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		pkt      []byte
+		wantType byte
+		want     *Lease
+		wantErr  bool
+	}{
+		{
+			name: "slirp ack",
+			pkt: reply(0x11223344, [4]byte{10, 0, 2, 15},
+				53, 1, Ack,
+				54, 4, 10, 0, 2, 2,
+				51, 4, 0, 1, 0x51, 0x80, // 86400 s
+				1, 4, 255, 255, 255, 0,
+				3, 4, 10, 0, 2, 2,
+				6, 4, 10, 0, 2, 3),
+			wantType: Ack,
+			want: &Lease{Addr: netip.MustParsePrefix("10.0.2.15/24"), Router: netip.MustParseAddr("10.0.2.2"),
+				DNS: []netip.Addr{netip.MustParseAddr("10.0.2.3")}, Duration: 24 * time.Hour, Server: netip.MustParseAddr("10.0.2.2")},
+		},
+		{
+			name: "offer with mtu, two routers, two dns, padding, domain",
+			pkt: reply(7, [4]byte{192, 168, 1, 77},
+				53, 1, Offer,
+				0, 0, // pads
+				54, 4, 192, 168, 1, 1,
+				1, 4, 255, 255, 254, 0,
+				3, 8, 192, 168, 1, 1, 192, 168, 1, 2,
+				6, 8, 1, 1, 1, 1, 9, 9, 9, 9,
+				26, 2, 0x05, 0xdc, // 1500
+				15, 3, 'l', 'a', 'n',
+				51, 4, 0, 0, 0x0e, 0x10), // 3600 s
+			wantType: Offer,
+			want: &Lease{Addr: netip.MustParsePrefix("192.168.1.77/23"), Router: netip.MustParseAddr("192.168.1.1"),
+				DNS: []netip.Addr{netip.MustParseAddr("1.1.1.1"), netip.MustParseAddr("9.9.9.9")}, Domain: "lan", MTU: 1500,
+				Duration: time.Hour, Server: netip.MustParseAddr("192.168.1.1")},
+		},
+		{
+			name: "split option concatenated (RFC 3396), no mask: classful",
+			pkt: reply(7, [4]byte{10, 1, 2, 3},
+				53, 1, Ack,
+				6, 4, 8, 8, 8, 8,
+				6, 4, 8, 8, 4, 4),
+			wantType: Ack,
+			want:     &Lease{Addr: netip.MustParsePrefix("10.1.2.3/8"), DNS: []netip.Addr{netip.MustParseAddr("8.8.8.8"), netip.MustParseAddr("8.8.4.4")}},
+		},
+		{
+			name:     "no address",
+			pkt:      reply(7, [4]byte{}, 53, 1, Nak),
+			wantType: Nak,
+			wantErr:  true,
+		},
+		{
+			name:     "non-contiguous mask",
+			pkt:      reply(7, [4]byte{10, 0, 0, 1}, 53, 1, Ack, 1, 4, 255, 0, 255, 0),
+			wantType: Ack,
+			wantErr:  true,
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Unmarshal(tt.pkt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Op != 2 || !bytes.Equal(m.CHAddr, hw) || !m.Broadcast {
+				t.Errorf("op %d chaddr %v broadcast %v", m.Op, m.CHAddr, m.Broadcast)
+			}
+			if m.Type() != tt.wantType {
+				t.Errorf("type %d, want %d", m.Type(), tt.wantType)
+			}
+			l, err := m.Lease()
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("Lease() = %+v, want an error", l)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, l, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+				cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+				t.Errorf("lease (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestUnmarshalBad(t *testing.T) {
+	good := reply(1, [4]byte{10, 0, 0, 1}, 53, 1, Ack)
+	noCookie := bytes.Clone(good)
+	noCookie[236] = 0
+	for name, b := range map[string][]byte{
+		"short":     good[:200],
+		"no cookie": noCookie,
+		"truncated": append(good[:len(good)-1], 6, 8, 1, 2, 3),
+		"hlen":      append([]byte{2, 1, 17}, good[3:]...),
+	} {
+		if m, err := Unmarshal(b); err == nil {
+			t.Errorf("%s: Unmarshal = %+v, want an error", name, m)
+		}
+	}
+}
+
+func TestMarshal(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		msg  Message
+		opts []byte // the encoded options, up to the end option
+	}{
+		{
+			name: "discover",
+			msg: Message{Op: 1, XID: 0xdeadbeef, Broadcast: true, CHAddr: hw,
+				Options: []Option{{OptMessageType, []byte{Discover}}, {OptParamRequest, []byte{1, 3, 6, 26, 51, 54}}}},
+			opts: []byte{53, 1, 1, 55, 6, 1, 3, 6, 26, 51, 54, 255},
+		},
+		{
+			name: "request",
+			msg: Message{Op: 1, XID: 1, Secs: 3, Broadcast: true, CHAddr: hw,
+				Options: []Option{{OptMessageType, []byte{Request}}, {OptRequestedIP, []byte{10, 0, 2, 15}}, {OptServerID, []byte{10, 0, 2, 2}}}},
+			opts: []byte{53, 1, 3, 50, 4, 10, 0, 2, 15, 54, 4, 10, 0, 2, 2, 255},
+		},
+		{
+			name: "long option split",
+			msg:  Message{Op: 1, CHAddr: hw, Options: []Option{{OptHostname, bytes.Repeat([]byte{'a'}, 300)}}},
+			opts: append(append(append([]byte{12, 255}, bytes.Repeat([]byte{'a'}, 255)...), 12, 45), append(bytes.Repeat([]byte{'a'}, 45), 255)...),
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := tt.msg.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) < 300 {
+				t.Errorf("%d bytes, want at least 300 (BOOTP)", len(b))
+			}
+			if b[0] != 1 || b[1] != 1 || b[2] != 6 {
+				t.Errorf("op/htype/hlen = %v", b[:3])
+			}
+			if got := uint32(b[4])<<24 | uint32(b[5])<<16 | uint32(b[6])<<8 | uint32(b[7]); got != tt.msg.XID {
+				t.Errorf("xid %#x, want %#x", got, tt.msg.XID)
+			}
+			if flags := b[10]; (flags == 0x80) != tt.msg.Broadcast {
+				t.Errorf("flags %#x, broadcast %v", flags, tt.msg.Broadcast)
+			}
+			if !bytes.Equal(b[28:34], hw) || !bytes.Equal(b[236:240], []byte{99, 130, 83, 99}) {
+				t.Errorf("chaddr %x cookie %x", b[28:34], b[236:240])
+			}
+			if got := b[240 : 240+len(tt.opts)]; !bytes.Equal(got, tt.opts) {
+				t.Errorf("options %v, want %v", got, tt.opts)
+			}
+			for _, p := range b[240+len(tt.opts):] {
+				if p != 0 {
+					t.Fatalf("padding has %d", p)
+				}
+			}
+			// And back.
+			m, err := Unmarshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(&tt.msg, m, cmp.Comparer(func(a, b netip.Addr) bool {
+				return a.Unmap() == b.Unmap() || (!a.IsValid() && b == netip.IPv4Unspecified()) || (!b.IsValid() && a == netip.IPv4Unspecified())
+			})); diff != "" {
+				t.Errorf("round trip (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestResultString(t *testing.T) {
+	l := &Lease{Addr: netip.MustParsePrefix("10.0.2.15/24"), Router: netip.MustParseAddr("10.0.2.2"), DNS: []netip.Addr{netip.MustParseAddr("10.0.2.3")}}
+	r := Result{Interface: "eth0", Lease: l, Took: 300 * time.Millisecond}
+	if got, want := r.String(), "network eth0: 10.0.2.15/24 via 10.0.2.2, dns 10.0.2.3 (dhcp, 0.3s)"; got != want {
+		t.Errorf("%q, want %q", got, want)
+	}
+	r = Result{Interface: "eth1", Err: errShort, Took: 8 * time.Second}
+	if got, want := r.String(), "FAILED: network eth1: no DHCP lease after 8s: dhcp: message too short"; got != want {
+		t.Errorf("%q, want %q", got, want)
+	}
+}

@@ -1,0 +1,288 @@
+// Package netconf brings up the network of a booted system without
+// any daemon: the loopback interface, and a lease from DHCPv4 on each
+// Ethernet interface, configured with rtnetlink.
+//
+// # What it does
+//
+//   - lo: up, 127.0.0.1/8.
+//   - Ethernet interfaces: those in /sys/class/net with type 1 (ARPHRD_ETHER)
+//     and a device link (hardware, or a virtio device; bridges, veths,
+//     bonds and other virtual interfaces have none). Each is set up and
+//     asks for a lease at the same time: DISCOVER, OFFER, REQUEST, ACK
+//     over a UDP socket bound to 0.0.0.0:68 with SO_BINDTODEVICE and
+//     SO_BROADCAST, the BROADCAST flag set (the interface has no address
+//     to receive unicast on), a random transaction ID. A message is
+//     sent again after 0.5 s, 1 s, 2 s, 4 s, 4 s… until [Options.Timeout]
+//     (default 8 s) ends the attempt; then the interface is FAILED and
+//     left up without an address.
+//   - From the ACK: the address with its subnet mask (option 1), the
+//     default route through the first router (option 3; a router outside
+//     the subnet gets a link route first), the MTU (option 26), and the
+//     DNS servers (6) and domain (15) in /etc/resolv.conf.
+//   - /etc/resolv.conf is written (atomically: a temporary file renamed)
+//     only if it is missing or its first line is [ResolvMarker], which
+//     it writes: a file someone else wrote is never replaced. With
+//     several interfaces the first lease with DNS servers writes it.
+//
+// # Not done
+//
+// The lease is not renewed: the address is configured without a
+// lifetime and stays until shutdown, however short the lease. Fine for
+// VMs and home routers (QEMU's user network leases for a day), wrong for
+// networks that reuse addresses quickly; a renewal at T1 (option 58, by
+// default half the lease) is the next step. No IPv6 (the kernel's SLAAC
+// works on its own when a router advertises), no DHCP options beyond
+// those above, no link carrier wait beyond the retries.
+package netconf
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/renameio/v2"
+	"golang.org/x/sys/unix"
+)
+
+// ResolvMarker is the first line of a resolv.conf that netconf wrote
+// and may replace.
+const ResolvMarker = "# Written by distri-init from DHCP; remove this line to keep your changes."
+
+// Options configure Up.
+type Options struct {
+	// Log gets one line per interface; nil means discard.
+	Log *log.Logger
+	// Timeout bounds the DHCP exchange of each interface; zero means 8 s.
+	Timeout time.Duration
+	// SysClassNet is where the interfaces are listed; empty means
+	// /sys/class/net.
+	SysClassNet string
+	// Resolv is the resolver configuration written; empty means
+	// /etc/resolv.conf.
+	Resolv string
+}
+
+// Result is what Up configured on one interface.
+type Result struct {
+	Interface string
+	Lease     *Lease // nil if it failed
+	Err       error
+	Took      time.Duration
+}
+
+// String is the console line for r.
+func (r Result) String() string {
+	if r.Lease == nil {
+		return fmt.Sprintf("FAILED: network %s: no DHCP lease after %s: %v", r.Interface, r.Took.Round(100*time.Millisecond), r.Err)
+	}
+	l := r.Lease
+	s := fmt.Sprintf("network %s: %s", r.Interface, l.Addr)
+	if l.Router.IsValid() {
+		s += " via " + l.Router.String()
+	}
+	if len(l.DNS) > 0 {
+		var d []string
+		for _, a := range l.DNS {
+			d = append(d, a.String())
+		}
+		s += ", dns " + strings.Join(d, " ")
+	}
+	if l.MTU > 0 {
+		s += fmt.Sprintf(", mtu %d", l.MTU)
+	}
+	s += fmt.Sprintf(" (dhcp, %.1fs)", r.Took.Seconds())
+	if r.Err != nil {
+		s += ": " + r.Err.Error()
+	}
+	return s
+}
+
+// Loopback sets lo up with 127.0.0.1/8.
+func Loopback() error {
+	lo, err := net.InterfaceByName("lo")
+	if err != nil {
+		return err
+	}
+	nl, err := openRtnl()
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	if err := nl.do(addrMsg(lo.Index, netip.MustParsePrefix("127.0.0.1/8"), unix.RT_SCOPE_HOST)); err != nil {
+		return fmt.Errorf("lo: add 127.0.0.1/8: %w", err)
+	}
+	if err := nl.do(linkMsg(lo.Index, 0)); err != nil {
+		return fmt.Errorf("lo: set up: %w", err)
+	}
+	return nil
+}
+
+// Ethernet returns the names of the Ethernet interfaces listed in
+// sysClassNet (normally /sys/class/net) that are hardware: type 1 with a
+// device link.
+func Ethernet(sysClassNet string) []string {
+	ents, _ := os.ReadDir(sysClassNet)
+	var names []string
+	for _, e := range ents {
+		dir := filepath.Join(sysClassNet, e.Name())
+		typ, err := os.ReadFile(filepath.Join(dir, "type"))
+		if err != nil || strings.TrimSpace(string(typ)) != "1" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, "device")); err != nil {
+			continue // virtual: bridge, veth, bond, tap, …
+		}
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// Up configures lo and every Ethernet interface (see the package
+// comment) and logs one line for each. It returns when every interface
+// has a lease or gave up.
+func Up(ctx context.Context, opts Options) []Result {
+	logf := func(format string, args ...any) {
+		if opts.Log != nil {
+			opts.Log.Printf(format, args...)
+		}
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 8 * time.Second
+	}
+	if opts.SysClassNet == "" {
+		opts.SysClassNet = "/sys/class/net"
+	}
+	if opts.Resolv == "" {
+		opts.Resolv = "/etc/resolv.conf"
+	}
+	if err := Loopback(); err != nil {
+		logf("FAILED: network lo: %v", err)
+	}
+	names := Ethernet(opts.SysClassNet)
+	if len(names) == 0 {
+		logf("network: no Ethernet interface")
+		return nil
+	}
+	results := make([]Result, len(names))
+	var wg sync.WaitGroup
+	var resolvOnce sync.Once
+	for i, name := range names {
+		wg.Go(func() {
+			r := configure(ctx, name, opts.Timeout)
+			if r.Lease != nil && len(r.Lease.DNS) > 0 {
+				resolvOnce.Do(func() {
+					if err := WriteResolv(opts.Resolv, name, r.Lease); err != nil {
+						r.Err = errors.Join(r.Err, err)
+					}
+				})
+			}
+			results[i] = r
+			logf("%s", r)
+		})
+	}
+	wg.Wait()
+	return results
+}
+
+// configure sets one interface up, gets a lease and configures it.
+func configure(ctx context.Context, name string, timeout time.Duration) Result {
+	start := time.Now()
+	r := Result{Interface: name}
+	r.Lease, r.Err = lease(ctx, name, timeout)
+	r.Took = time.Since(start)
+	return r
+}
+
+func lease(ctx context.Context, name string, timeout time.Duration) (*Lease, error) {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, err
+	}
+	nl, err := openRtnl()
+	if err != nil {
+		return nil, err
+	}
+	defer nl.Close()
+	if err := nl.do(linkMsg(ifc.Index, 0)); err != nil {
+		return nil, fmt.Errorf("set %s up: %w", name, err)
+	}
+	conn, err := dhcpSocket(name)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c := &client{conn: conn, hw: ifc.HardwareAddr, start: time.Now(), retry: 500 * time.Millisecond}
+	l, err := c.exchange(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("no answer to DHCP (%s, tried for %s)", ifc.HardwareAddr, timeout)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return l, apply(nl, ifc.Index, l)
+}
+
+// apply configures a lease on the interface: MTU, address, routes.
+func apply(nl *rtnl, index int, l *Lease) error {
+	if l.MTU > 0 {
+		if err := nl.do(linkMsg(index, l.MTU)); err != nil {
+			return fmt.Errorf("set MTU %d: %w", l.MTU, err)
+		}
+	}
+	if err := nl.do(addrMsg(index, l.Addr, unix.RT_SCOPE_UNIVERSE)); err != nil {
+		return fmt.Errorf("add address %s: %w", l.Addr, err)
+	}
+	if !l.Router.IsValid() {
+		return nil
+	}
+	if !l.Addr.Masked().Contains(l.Router) {
+		// e.g. a /32 lease: reach the router on the link first.
+		if err := nl.do(routeMsg(index, netip.PrefixFrom(l.Router, 32), netip.Addr{})); err != nil {
+			return fmt.Errorf("add route to router %s: %w", l.Router, err)
+		}
+	}
+	if err := nl.do(routeMsg(index, netip.PrefixFrom(netip.IPv4Unspecified(), 0), l.Router)); err != nil {
+		return fmt.Errorf("add default route via %s: %w", l.Router, err)
+	}
+	return nil
+}
+
+// WriteResolv writes the lease's DNS servers and domain to path, unless
+// path exists and does not start with ResolvMarker (someone else's),
+// or is not a regular file.
+func WriteResolv(path, ifname string, l *Lease) error {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil // a symlink (e.g. to a resolver's file) is someone else's
+	}
+	old, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("resolv.conf: %w", err)
+	case !bytes.HasPrefix(old, []byte(ResolvMarker+"\n")):
+		return nil // not ours
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n# DHCP on %s\n", ResolvMarker, ifname)
+	if l.Domain != "" {
+		fmt.Fprintf(&b, "search %s\n", l.Domain)
+	}
+	for _, a := range l.DNS {
+		fmt.Fprintf(&b, "nameserver %s\n", a)
+	}
+	if err := renameio.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
