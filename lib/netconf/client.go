@@ -15,7 +15,9 @@ import (
 // dhcpSocket returns a UDP socket bound to 0.0.0.0:68 on ifname only,
 // allowed to broadcast. The kernel delivers the server's broadcast
 // replies to it even though the interface has no address yet.
-func dhcpSocket(ifname string) (net.PacketConn, error) {
+func dhcpSocket(ifname string) (net.PacketConn, error) { return dhcpSocketPort(ifname, 68) }
+
+func dhcpSocketPort(ifname string, port int) (net.PacketConn, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
@@ -27,7 +29,7 @@ func dhcpSocket(ifname string) (net.PacketConn, error) {
 		{"SO_REUSEADDR", func() error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) }},
 		{"SO_BROADCAST", func() error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BROADCAST, 1) }},
 		{"SO_BINDTODEVICE", func() error { return unix.BindToDevice(fd, ifname) }},
-		{"bind :68", func() error { return unix.Bind(fd, &unix.SockaddrInet4{Port: 68}) }},
+		{fmt.Sprintf("bind :%d", port), func() error { return unix.Bind(fd, &unix.SockaddrInet4{Port: port}) }},
 	} {
 		if err := o.set(); err != nil {
 			unix.Close(fd)

@@ -24,6 +24,13 @@
 //     it writes: a file someone else wrote is never replaced. With
 //     several interfaces the first lease with DNS servers writes it.
 //
+// A UDP socket instead of a packet socket keeps the client small, at two
+// costs: the DISCOVER's source address is the kernel's pick, 0.0.0.0
+// unless another interface has an address already (servers answer by
+// the BROADCAST flag and the hardware address either way), and the
+// server's broadcast reply is only accepted with the reverse path filter
+// off (rp_filter 0, the kernel's default, which a distri system keeps).
+//
 // # Not done
 //
 // The lease is not renewed: the address is configured without a
