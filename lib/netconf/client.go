@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"time"
 
@@ -47,11 +48,17 @@ type client struct {
 	hw    net.HardwareAddr
 	xid   uint32
 	start time.Time
-	// retry is the first retransmission timeout; it doubles up to 4 s.
-	retry time.Duration
+	// retry is the first retransmission timeout; it doubles up to
+	// maxWait (zero: 4 s).
+	retry, maxWait time.Duration
+	// to is the server; nil means broadcast.
+	to *net.UDPAddr
+	// ciaddr is the address being renewed; then the BROADCAST flag is
+	// off and the server answers by unicast.
+	ciaddr netip.Addr
 }
 
-var serverAddr = &net.UDPAddr{IP: net.IPv4bcast, Port: 67}
+var broadcastAddr = &net.UDPAddr{IP: net.IPv4bcast, Port: 67}
 
 // params are the options asked for (option 55).
 var params = []byte{OptSubnetMask, OptRouter, OptDNS, OptDomainName, OptMTU, OptBroadcast, OptLeaseTime, OptServerID, OptRenewalTime, OptRebindTime}
@@ -59,7 +66,8 @@ var params = []byte{OptSubnetMask, OptRouter, OptDNS, OptDomainName, OptMTU, Opt
 func (c *client) message(typ byte, extra ...Option) *Message {
 	secs := time.Since(c.start) / time.Second
 	return &Message{
-		Op: 1, XID: c.xid, Secs: uint16(min(secs, 0xffff)), Broadcast: true, CHAddr: c.hw,
+		Op: 1, XID: c.xid, Secs: uint16(min(secs, 0xffff)), CHAddr: c.hw,
+		CIAddr: c.ciaddr, Broadcast: !c.ciaddr.IsValid(),
 		Options: append([]Option{{OptMessageType, []byte{typ}}, {OptParamRequest, params}}, extra...),
 	}
 }
@@ -74,10 +82,16 @@ func (c *client) transact(ctx context.Context, m *Message, want byte) (*Message,
 	if err != nil {
 		return nil, err
 	}
-	wait := c.retry
+	wait, maxWait, to := c.retry, c.maxWait, c.to
+	if maxWait == 0 {
+		maxWait = 4 * time.Second
+	}
+	if to == nil {
+		to = broadcastAddr
+	}
 	buf := make([]byte, 1500)
 	for {
-		if _, err := c.conn.WriteTo(out, serverAddr); err != nil {
+		if _, err := c.conn.WriteTo(out, to); err != nil {
 			return nil, fmt.Errorf("dhcp: send: %w", err)
 		}
 		deadline := time.Now().Add(wait)
@@ -107,7 +121,7 @@ func (c *client) transact(ctx context.Context, m *Message, want byte) (*Message,
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		wait = min(2*wait, 4*time.Second)
+		wait = min(2*wait, maxWait)
 	}
 }
 
@@ -117,6 +131,9 @@ func (c *client) exchange(ctx context.Context) (*Lease, error) {
 		c.xid = rand.Uint32()
 		offer, err := c.transact(ctx, c.message(Discover), Offer)
 		if errors.Is(err, errNak) {
+			if !sleep(ctx, time.Second) { // not in a tight loop
+				return nil, ctx.Err()
+			}
 			continue
 		}
 		if err != nil {
@@ -129,11 +146,63 @@ func (c *client) exchange(ctx context.Context) (*Lease, error) {
 		yi := offer.YIAddr.As4()
 		ack, err := c.transact(ctx, c.message(Request, Option{OptRequestedIP, yi[:]}, Option{OptServerID, sid}), Ack)
 		if errors.Is(err, errNak) {
+			if !sleep(ctx, time.Second) {
+				return nil, ctx.Err()
+			}
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
 		return ack.Lease()
+	}
+}
+
+// renew extends lease l of interface ifname (hardware address hw): a
+// REQUEST with the address as ciaddr, unicast to the server until t2
+// (RENEWING), then broadcast to any server until expiry (REBINDING),
+// sent again after 4, 8, 16… s, at most every minute. It returns the
+// server's new lease, or an error at expiry or on a NAK.
+func renew(ctx context.Context, ifname string, hw net.HardwareAddr, l *Lease, t2, expiry time.Time) (*Lease, error) {
+	conn, err := dhcpSocket(ifname)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	c := &client{conn: conn, hw: hw, xid: rand.Uint32(), start: time.Now(), retry: 4 * time.Second, maxWait: time.Minute, ciaddr: l.Addr.Addr()}
+	if l.Server.IsValid() && time.Now().Before(t2) {
+		c.to = &net.UDPAddr{IP: l.Server.AsSlice(), Port: 67}
+		rctx, cancel := context.WithDeadline(ctx, t2)
+		ack, err := c.transact(rctx, c.message(Request), Ack)
+		cancel()
+		if err == nil {
+			return ack.Lease()
+		}
+		if errors.Is(err, errNak) || ctx.Err() != nil {
+			return nil, err
+		}
+		c.to = nil
+	}
+	rctx, cancel := context.WithDeadline(ctx, expiry)
+	defer cancel()
+	ack, err := c.transact(rctx, c.message(Request), Ack)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("no answer to DHCP (%s) by the lease's end", hw)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ack.Lease()
+}
+
+// sleep waits d or until ctx is done; false means ctx is.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }

@@ -191,13 +191,31 @@ func Unmarshal(b []byte) (*Message, error) {
 
 // Lease is what a DHCPACK configures.
 type Lease struct {
-	Addr     netip.Prefix // yiaddr with the subnet mask (option 1)
-	Router   netip.Addr   // option 3, first router; invalid if none
-	DNS      []netip.Addr // option 6
-	Domain   string       // option 15
-	MTU      int          // option 26, 0 if not given
-	Duration time.Duration
-	Server   netip.Addr // option 54
+	Addr     netip.Prefix  // yiaddr with the subnet mask (option 1)
+	Router   netip.Addr    // option 3, first router; invalid if none
+	DNS      []netip.Addr  // option 6
+	Domain   string        // option 15
+	MTU      int           // option 26, 0 if not given
+	Duration time.Duration // option 51; 0 if not given
+	Renew    time.Duration // T1, option 58; 0 if not given
+	Rebind   time.Duration // T2, option 59; 0 if not given
+	Server   netip.Addr    // option 54
+}
+
+// infinite is the lease time that never ends (0xffffffff s).
+const infinite = 0xffffffff * time.Second
+
+// times returns when to renew (T1: option 58, else half the lease) and
+// rebind (T2: option 59, else 7/8 of it), after the lease began.
+func (l *Lease) times() (t1, t2 time.Duration) {
+	t1, t2 = l.Renew, l.Rebind
+	if t1 <= 0 || t1 >= l.Duration {
+		t1 = l.Duration / 2
+	}
+	if t2 <= t1 || t2 >= l.Duration {
+		t2 = l.Duration * 7 / 8
+	}
+	return t1, t2
 }
 
 // Lease reads the lease an ACK (or OFFER) carries.
@@ -240,6 +258,12 @@ func (m *Message) Lease() (*Lease, error) {
 	}
 	if d := m.Option(OptLeaseTime); len(d) == 4 {
 		l.Duration = time.Duration(binary.BigEndian.Uint32(d)) * time.Second
+	}
+	if d := m.Option(OptRenewalTime); len(d) == 4 {
+		l.Renew = time.Duration(binary.BigEndian.Uint32(d)) * time.Second
+	}
+	if d := m.Option(OptRebindTime); len(d) == 4 {
+		l.Rebind = time.Duration(binary.BigEndian.Uint32(d)) * time.Second
 	}
 	if s := addrs(m.Option(OptServerID)); len(s) > 0 {
 		l.Server = s[0]

@@ -57,11 +57,13 @@ func TestUnmarshalLease(t *testing.T) {
 				6, 8, 1, 1, 1, 1, 9, 9, 9, 9,
 				26, 2, 0x05, 0xdc, // 1500
 				15, 3, 'l', 'a', 'n',
-				51, 4, 0, 0, 0x0e, 0x10), // 3600 s
+				51, 4, 0, 0, 0x0e, 0x10, // 3600 s
+				58, 4, 0, 0, 0x03, 0x84, // 900 s
+				59, 4, 0, 0, 0x07, 0x08), // 1800 s
 			wantType: Offer,
 			want: &Lease{Addr: netip.MustParsePrefix("192.168.1.77/23"), Router: netip.MustParseAddr("192.168.1.1"),
 				DNS: []netip.Addr{netip.MustParseAddr("1.1.1.1"), netip.MustParseAddr("9.9.9.9")}, Domain: "lan", MTU: 1500,
-				Duration: time.Hour, Server: netip.MustParseAddr("192.168.1.1")},
+				Duration: time.Hour, Renew: 15 * time.Minute, Rebind: 30 * time.Minute, Server: netip.MustParseAddr("192.168.1.1")},
 		},
 		{
 			name: "split option concatenated (RFC 3396), no mask: classful",
@@ -205,5 +207,22 @@ func TestResultString(t *testing.T) {
 	r = Result{Interface: "eth1", Err: errShort, Took: 8 * time.Second}
 	if got, want := r.String(), "FAILED: network eth1: no DHCP lease after 8s: dhcp: message too short"; got != want {
 		t.Errorf("%q, want %q", got, want)
+	}
+}
+
+func TestLeaseTimes(t *testing.T) {
+	for _, tt := range []struct {
+		l      Lease
+		t1, t2 time.Duration
+	}{
+		{Lease{Duration: time.Hour}, 30 * time.Minute, 52*time.Minute + 30*time.Second},
+		{Lease{Duration: time.Hour, Renew: 15 * time.Minute, Rebind: 30 * time.Minute}, 15 * time.Minute, 30 * time.Minute},
+		{Lease{Duration: time.Hour, Renew: 2 * time.Hour}, 30 * time.Minute, 52*time.Minute + 30*time.Second}, // beyond the lease
+		{Lease{Duration: time.Hour, Renew: 50 * time.Minute, Rebind: 40 * time.Minute}, 50 * time.Minute, 52*time.Minute + 30*time.Second},
+		{Lease{Duration: 2 * time.Second}, time.Second, 1750 * time.Millisecond},
+	} {
+		if t1, t2 := tt.l.times(); t1 != tt.t1 || t2 != tt.t2 {
+			t.Errorf("%+v: T1 %v T2 %v, want %v %v", tt.l, t1, t2, tt.t1, tt.t2)
+		}
 	}
 }

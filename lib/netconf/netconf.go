@@ -31,15 +31,23 @@
 // server's broadcast reply is only accepted with the reverse path filter
 // off (rp_filter 0, the kernel's default, which a distri system keeps).
 //
+// # Renewal
+//
+// A lease is renewed at T1 (option 58, else half the lease): a REQUEST
+// unicast to the server until T2 (option 59, else 7/8 of the lease),
+// then broadcast to any server until the lease ends, sent again after
+// 4, 8, 16… s, at most every minute. A renewal that changes the address,
+// router or MTU reconfigures the interface and logs a new line. A lease
+// that ends unrenewed (or a NAK) is logged as FAILED, its address and
+// routes removed, and a new lease asked for every minute. The address
+// itself is configured without a lifetime: the renewal is what removes
+// it.
+//
 // # Not done
 //
-// The lease is not renewed: the address is configured without a
-// lifetime and stays until shutdown, however short the lease. Fine for
-// VMs and home routers (QEMU's user network leases for a day), wrong for
-// networks that reuse addresses quickly; a renewal at T1 (option 58, by
-// default half the lease) is the next step. No IPv6 (the kernel's SLAAC
-// works on its own when a router advertises), no DHCP options beyond
-// those above, no link carrier wait beyond the retries.
+// No IPv6 (the kernel's SLAAC works on its own when a router
+// advertises), no DHCP options beyond those above, no link carrier wait
+// beyond the retries, no DHCPRELEASE at shutdown.
 package netconf
 
 import (
@@ -84,6 +92,7 @@ type Result struct {
 	Lease     *Lease // nil if it failed
 	Err       error
 	Took      time.Duration
+	start     time.Time // when the lease was asked for
 }
 
 // String is the console line for r.
@@ -155,7 +164,8 @@ func Ethernet(sysClassNet string) []string {
 
 // Up configures lo and every Ethernet interface (see the package
 // comment) and logs one line for each. It returns when every interface
-// has a lease or gave up.
+// has a lease or gave up; the leases are renewed in the background
+// until ctx is done.
 func Up(ctx context.Context, opts Options) []Result {
 	logf := func(format string, args ...any) {
 		if opts.Log != nil {
@@ -194,6 +204,9 @@ func Up(ctx context.Context, opts Options) []Result {
 			}
 			results[i] = r
 			logf("%s", r)
+			if r.Lease != nil && r.Err == nil {
+				go maintain(ctx, r, opts.Timeout, logf)
+			}
 		})
 	}
 	wg.Wait()
@@ -203,10 +216,89 @@ func Up(ctx context.Context, opts Options) []Result {
 // configure sets one interface up, gets a lease and configures it.
 func configure(ctx context.Context, name string, timeout time.Duration) Result {
 	start := time.Now()
-	r := Result{Interface: name}
+	r := Result{Interface: name, start: start}
 	r.Lease, r.Err = lease(ctx, name, timeout)
 	r.Took = time.Since(start)
 	return r
+}
+
+// maintain keeps the lease r got: it renews it at T1 (see renew),
+// reconfigures the interface if the server changes the lease, and when
+// the lease ends unrenewed, removes the address and asks for a new lease
+// (DISCOVER), every minute until it gets one. It returns when ctx is
+// done, or at once for a lease without end (or without a lease time).
+func maintain(ctx context.Context, r Result, timeout time.Duration, logf func(string, ...any)) {
+	name, l, got := r.Interface, r.Lease, r.start
+	for l.Duration > 0 && l.Duration < infinite {
+		t1, t2 := l.times()
+		if !sleep(ctx, time.Until(got.Add(t1))) {
+			return
+		}
+		ifc, err := net.InterfaceByName(name)
+		if err != nil {
+			logf("FAILED: network %s: lease not renewed: %v", name, err)
+			return
+		}
+		asked := time.Now()
+		nl, err := renew(ctx, name, ifc.HardwareAddr, l, got.Add(t2), got.Add(l.Duration))
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil && nl.Addr == l.Addr && nl.Router == l.Router && nl.MTU == l.MTU {
+			l, got = nl, asked
+			continue
+		}
+		if err := unconfigure(ifc.Index, l); err != nil {
+			logf("network %s: %v", name, err)
+		}
+		if err == nil { // a different lease: configure that
+			r := Result{Interface: name, Lease: nl, start: asked}
+			r.Err = applyLease(ifc.Index, nl)
+			r.Took = time.Since(asked)
+			logf("%s", r)
+			l, got = nl, asked
+			continue
+		}
+		logf("FAILED: network %s: lease of %s ended: %v; asking for a new one every minute", name, l.Addr, err)
+		for {
+			r := configure(ctx, name, timeout)
+			if ctx.Err() != nil {
+				return
+			}
+			if r.Lease != nil {
+				logf("%s", r)
+				l, got = r.Lease, r.start
+				break
+			}
+			if !sleep(ctx, time.Minute) {
+				return
+			}
+		}
+	}
+}
+
+// unconfigure removes a lease's address (and with it its routes).
+func unconfigure(index int, l *Lease) error {
+	nl, err := openRtnl()
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	if err := nl.do(delAddrMsg(index, l.Addr)); err != nil {
+		return fmt.Errorf("remove address %s: %w", l.Addr, err)
+	}
+	return nil
+}
+
+// applyLease configures l on the interface with a netlink socket of its
+// own.
+func applyLease(index int, l *Lease) error {
+	nl, err := openRtnl()
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	return apply(nl, index, l)
 }
 
 func lease(ctx context.Context, name string, timeout time.Duration) (*Lease, error) {

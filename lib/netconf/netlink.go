@@ -83,6 +83,14 @@ func addrMsg(index int, p netip.Prefix, scope uint8) *nlmsg {
 	return m
 }
 
+// delAddrMsg removes an IPv4 address (RTM_DELADDR); the routes through
+// it go with it.
+func delAddrMsg(index int, p netip.Prefix) *nlmsg {
+	m := addrMsg(index, p, 0)
+	m.typ, m.flags = unix.RTM_DELADDR, 0
+	return m
+}
+
 // broadcast returns the last address of p's network.
 func broadcast(p netip.Prefix) netip.Addr {
 	a := p.Addr().As4()

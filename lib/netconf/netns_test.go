@@ -2,12 +2,15 @@ package netconf
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,12 +38,50 @@ func TestNetns(t *testing.T) {
 	}
 }
 
-// veth creates the pair of interfaces name and peer (RTM_NEWLINK with
-// a veth link info).
-func veth(t *testing.T, nl *rtnl, name, peer string) {
+// netnsThread runs functions on one OS thread in another new network
+// namespace: the server's side of the veth pairs. Sockets made there
+// stay in it, whichever thread uses them later.
+type netnsThread struct {
+	do chan func()
+	fd int // the namespace, for IFLA_NET_NS_FD
+}
+
+func newNetnsThread(t *testing.T) *netnsThread {
+	n := &netnsThread{do: make(chan func())}
+	ready := make(chan error)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			ready <- err
+			return
+		}
+		var err error
+		n.fd, err = unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		ready <- err
+		for f := range n.do {
+			f()
+		}
+	}()
+	if err := <-ready; err != nil {
+		t.Fatalf("new network namespace: %v", err)
+	}
+	t.Cleanup(func() { close(n.do); unix.Close(n.fd) })
+	return n
+}
+
+func (n *netnsThread) run(f func()) {
+	done := make(chan struct{})
+	n.do <- func() { f(); close(done) }
+	<-done
+}
+
+// veth creates the pair of interfaces name, here, and peer, in the
+// namespace peerNs (RTM_NEWLINK with a veth link info).
+func veth(t *testing.T, nl *rtnl, name, peer string, peerNs int) {
 	t.Helper()
 	peerInfo := &nlmsg{}
 	peerInfo.attr(unix.IFLA_IFNAME, append([]byte(peer), 0))
+	peerInfo.attrU32(unix.IFLA_NET_NS_FD, uint32(peerNs))
 	data := &nlmsg{}
 	data.attr(1 /* VETH_INFO_PEER */, append(make([]byte, unix.SizeofIfInfomsg), peerInfo.attrs...))
 	info := &nlmsg{}
@@ -63,55 +104,89 @@ func index(t *testing.T, name string) int {
 	return ifc.Index
 }
 
-// server answers DHCP on ifname as a server at 192.0.2.1 would, leasing
-// 192.0.2.50; it ignores the first DISCOVER, so the client must send it
-// again.
-func server(t *testing.T, ifname string) {
-	conn, err := dhcpSocketPort(ifname, 67)
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	t.Cleanup(func() { conn.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		discovers := 0
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			req, err := Unmarshal(buf[:n])
-			if err != nil || req.Op != 1 {
-				continue
-			}
-			if !req.Broadcast || len(req.Option(OptParamRequest)) == 0 {
-				t.Errorf("request without BROADCAST flag or parameter list: %+v", req)
-			}
-			var typ byte
-			switch req.Type() {
-			case Discover:
-				if discovers++; discovers == 1 {
-					continue
-				}
-				typ = Offer
-			case Request:
-				if got := req.Option(OptRequestedIP); string(got) != "\xc0\x00\x02\x32" {
-					t.Errorf("REQUEST for %v, want 192.0.2.50", got)
-				}
-				typ = Ack
-			default:
-				continue
-			}
-			reply := &Message{Op: 2, XID: req.XID, Broadcast: true, CHAddr: req.CHAddr,
-				YIAddr: netip.MustParseAddr("192.0.2.50"), SIAddr: netip.MustParseAddr("192.0.2.1"),
-				Options: []Option{{OptMessageType, []byte{typ}}, {OptServerID, []byte{192, 0, 2, 1}},
-					{OptSubnetMask, []byte{255, 255, 255, 0}}, {OptRouter, []byte{192, 0, 2, 1}},
-					{OptDNS, []byte{192, 0, 2, 53}}, {OptMTU, []byte{0x05, 0x78}}, {OptLeaseTime, []byte{0, 0, 0x0e, 0x10}}}}
-			b, _ := reply.Marshal()
-			conn.WriteTo(b, &net.UDPAddr{IP: net.IPv4bcast, Port: 68})
+// dhcpServer answers DHCP as a server at 192.0.2.1 would, leasing
+// 192.0.2.50 for 2 s; it ignores the first DISCOVER, so the client must
+// send it again.
+type dhcpServer struct {
+	conn net.PacketConn
+	mu   sync.Mutex
+	// renewals are the REQUESTs with a ciaddr: who sent them, how.
+	renewals []string
+}
+
+func (s *dhcpServer) serve(t *testing.T) {
+	buf := make([]byte, 1500)
+	discovers := 0
+	for {
+		n, from, err := s.conn.ReadFrom(buf)
+		if err != nil {
+			return
 		}
-	}()
+		req, err := Unmarshal(buf[:n])
+		if err != nil || req.Op != 1 {
+			continue
+		}
+		if len(req.Option(OptParamRequest)) == 0 {
+			t.Errorf("request without parameter list: %+v", req)
+		}
+		to := &net.UDPAddr{IP: net.IPv4bcast, Port: 68}
+		var typ byte
+		switch {
+		case req.Type() == Discover:
+			if discovers++; discovers == 1 {
+				continue
+			}
+			typ = Offer
+		case req.Type() == Request && !req.CIAddr.IsUnspecified():
+			s.mu.Lock()
+			s.renewals = append(s.renewals, fmt.Sprintf("from %v ciaddr %v broadcast %v options 50 %v 54 %v",
+				from, req.CIAddr, req.Broadcast, req.Option(OptRequestedIP), req.Option(OptServerID)))
+			s.mu.Unlock()
+			to = from.(*net.UDPAddr)
+			typ = Ack
+		case req.Type() == Request:
+			if !req.Broadcast {
+				t.Errorf("REQUEST without BROADCAST flag")
+			}
+			if got := req.Option(OptRequestedIP); string(got) != "\xc0\x00\x02\x32" {
+				t.Errorf("REQUEST for %v, want 192.0.2.50", got)
+			}
+			typ = Ack
+		default:
+			continue
+		}
+		reply := &Message{Op: 2, XID: req.XID, Broadcast: req.Broadcast, CHAddr: req.CHAddr,
+			YIAddr: netip.MustParseAddr("192.0.2.50"), SIAddr: netip.MustParseAddr("192.0.2.1"),
+			Options: []Option{{OptMessageType, []byte{typ}}, {OptServerID, []byte{192, 0, 2, 1}},
+				{OptSubnetMask, []byte{255, 255, 255, 0}}, {OptRouter, []byte{192, 0, 2, 1}},
+				{OptDNS, []byte{192, 0, 2, 53}}, {OptMTU, []byte{0x05, 0x78}}, {OptLeaseTime, []byte{0, 0, 0, 2}}}}
+		b, _ := reply.Marshal()
+		if _, err := s.conn.WriteTo(b, to); err != nil {
+			t.Errorf("server: send to %v: %v", to, err)
+		}
+	}
+}
+
+func (s *dhcpServer) seen() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.renewals...)
+}
+
+// ipv4 returns the IPv4 addresses of an interface.
+func ipv4(t *testing.T, name string) []string {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, _ := ifc.Addrs()
+	var addrs []string
+	for _, a := range all {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+			addrs = append(addrs, a.String())
+		}
+	}
+	return addrs
 }
 
 func testNetns(t *testing.T) {
@@ -135,36 +210,57 @@ func testNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nl.Close()
-	veth(t, nl, "dhc0", "dhs0")
-	veth(t, nl, "dhc1", "dhs1")
-	for _, n := range []string{"dhs0", "dhs1"} {
-		if err := nl.do(linkMsg(index(t, n), 0)); err != nil {
+	srvNs := newNetnsThread(t)
+	veth(t, nl, "dhc0", "dhs0", srvNs.fd)
+	veth(t, nl, "dhc1", "dhs1", srvNs.fd)
+	// No reverse path filter, as in a distri system (the kernel's
+	// default): a strict or loose one drops the server's broadcast from
+	// a source the interface has no route to yet.
+	for _, p := range []string{"all", "default", "dhc0", "dhc1"} {
+		if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+p+"/rp_filter", []byte("0\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := nl.do(addrMsg(index(t, "dhs0"), netip.MustParsePrefix("192.0.2.1/24"), unix.RT_SCOPE_UNIVERSE)); err != nil {
-		t.Fatal(err)
+	srv := &dhcpServer{}
+	srvNs.run(func() {
+		snl, err := openRtnl()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer snl.Close()
+		for _, n := range []string{"dhs0", "dhs1"} {
+			if err := snl.do(linkMsg(index(t, n), 0)); err != nil {
+				t.Error(err)
+			}
+		}
+		if err := snl.do(addrMsg(index(t, "dhs0"), netip.MustParsePrefix("192.0.2.1/24"), unix.RT_SCOPE_UNIVERSE)); err != nil {
+			t.Error(err)
+		}
+		if srv.conn, err = dhcpSocketPort("dhs0", 67); err != nil {
+			t.Error(err)
+		}
+	})
+	if srv.conn == nil {
+		t.FailNow()
 	}
-	server(t, "dhs0")
-	// Both ends are in this namespace, so both see the other's packets
-	// come from a local address (the server's 192.0.2.1; and the
-	// client's DISCOVER, as the kernel picks that address of another
-	// interface as the source while dhc0 has none): accept that. And no
-	// reverse path filter, as in a distri system (the kernel's default):
-	// with a strict one, a broadcast from a source the interface has no
-	// route to yet would be dropped.
-	for _, p := range []string{"conf/dhc0/accept_local", "conf/dhs0/accept_local", "conf/dhc0/rp_filter", "conf/dhs0/rp_filter", "conf/all/rp_filter"} {
-		v := "0\n"
-		if strings.HasSuffix(p, "accept_local") {
-			v = "1\n"
-		}
-		if err := os.WriteFile("/proc/sys/net/ipv4/"+p, []byte(v), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	go srv.serve(t)
+	defer srv.conn.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// No server on dhc1: FAILED once the time is up.
+	start := time.Now()
+	r := configure(ctx, "dhc1", 1500*time.Millisecond)
+	t.Logf("%s", r)
+	if r.Lease != nil || !strings.HasPrefix(r.String(), "FAILED: network dhc1: no DHCP lease after 1.5s: no answer to DHCP") {
+		t.Errorf("dhc1 without a server: %q", r)
+	}
+	if took := time.Since(start); took > 2500*time.Millisecond {
+		t.Errorf("gave up after %v, want 1.5 s", took)
 	}
 
-	ctx := context.Background()
-	r := configure(ctx, "dhc0", 5*time.Second)
+	r = configure(ctx, "dhc0", 5*time.Second)
 	t.Logf("%s", r)
 	if r.Err != nil || r.Lease == nil {
 		t.Fatalf("dhc0: %v", r.Err)
@@ -179,17 +275,11 @@ func testNetns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, _ := ifc.Addrs()
-	var addrs []string
-	for _, a := range all {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
-			addrs = append(addrs, a.String())
-		}
-	}
-	if len(addrs) != 1 || addrs[0] != "192.0.2.50/24" || ifc.MTU != 1400 || ifc.Flags&net.FlagUp == 0 {
+	if addrs := ipv4(t, "dhc0"); len(addrs) != 1 || addrs[0] != "192.0.2.50/24" || ifc.MTU != 1400 || ifc.Flags&net.FlagUp == 0 {
 		t.Errorf("dhc0: IPv4 addresses %v, MTU %d, flags %v; want 192.0.2.50/24, 1400, up", addrs, ifc.MTU, ifc.Flags)
 	}
-	routes, err := os.ReadFile("/proc/net/route")
+	// thread-self: the main thread may be the server namespace's.
+	routes, err := os.ReadFile("/proc/thread-self/net/route")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,14 +295,37 @@ func testNetns(t *testing.T) {
 		t.Errorf("resolv.conf: %q", b)
 	}
 
-	// No server on dhc1: FAILED once the time is up.
-	start := time.Now()
-	r = configure(ctx, "dhc1", 1500*time.Millisecond)
-	t.Logf("%s", r)
-	if r.Lease != nil || !strings.HasPrefix(r.String(), "FAILED: network dhc1: no DHCP lease after 1.5s: no answer to DHCP") {
-		t.Errorf("dhc1 without a server: %q", r)
+	// The lease is for 2 s: renewed by unicast after 1 s. Then the server
+	// goes away, and the lease ends after another 2 s: the address goes.
+	var mu sync.Mutex
+	var logged []string
+	go maintain(ctx, r, time.Second, func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		logged = append(logged, fmt.Sprintf(format, args...))
+	})
+	deadline := time.Now().Add(3 * time.Second)
+	for len(srv.seen()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
 	}
-	if took := time.Since(start); took > 2500*time.Millisecond {
-		t.Errorf("gave up after %v, want 1.5 s", took)
+	if seen := srv.seen(); len(seen) == 0 {
+		t.Fatalf("no renewal within 3 s of a 2 s lease")
+	} else if want := "from 192.0.2.50:68 ciaddr 192.0.2.50 broadcast false options 50 [] 54 []"; seen[0] != want {
+		t.Errorf("renewal %s, want %s", seen[0], want)
+	}
+	srv.conn.Close()
+	deadline = time.Now().Add(4 * time.Second)
+	for len(ipv4(t, "dhc0")) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if addrs := ipv4(t, "dhc0"); len(addrs) > 0 {
+		t.Errorf("dhc0 still has %v after its lease ended", addrs)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("logged: %q", logged)
+	if len(logged) == 0 || !strings.HasPrefix(logged[0], "FAILED: network dhc0: lease of 192.0.2.50/24 ended: no answer to DHCP") {
+		t.Errorf("logged %q, want a FAILED line for the ended lease", logged)
 	}
 }

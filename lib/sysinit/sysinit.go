@@ -24,8 +24,8 @@
 //  6. In the background, load the drivers of the devices by modalias
 //     (lib/kmod, as the initramfs does for its own) and bring up the
 //     network (lib/netconf: lo, DHCPv4 on each Ethernet interface, up
-//     to 8 s; /etc/resolv.conf unless someone else wrote it). The login
-//     does not wait for it.
+//     to 8 s; /etc/resolv.conf unless someone else wrote it; leases
+//     renewed until shutdown). The login does not wait for it.
 //  7. Supervise: run a login (/bin/login, else a shell, /bin/sh) on
 //     /dev/console, reap orphaned processes, and shut down in order
 //     (stop processes, unmount the fstab entries in reverse order, stop
