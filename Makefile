@@ -84,6 +84,7 @@ clean:
 #   make repo                                  (re)build IMAGE_REPO, only what is stale
 #   make image DISKIMG=/tmp/distri-disk.img   UEFI disk image: systemd-boot, ext4 root (serial=1: console on ttyS0 only)
 #   make cryptimage                            the same, root in LUKS2 (passphrase in $(DISKIMG).passphrase, default "peace")
+#   make serve                                 serve IMAGE_REPO over HTTP on 127.0.0.1:7080 (Ctrl-c stops)
 #   make qemu-serial DISKIMG=…                 boot it on the serial console (Ctrl-a x quits); ssh on localhost:5555
 #   make qemu-graphic DISKIMG=…                boot it with a display
 #   make gceimage vboximage qcow2image         convert DISKIMG (made first if missing)
@@ -92,6 +93,12 @@ DISKIMG ?= distri-disk.img
 IMAGE_REPO ?= $(CURDIR)/repo
 IMAGE_PUBKEY ?= $(IMAGE_REPO)/distri.pub
 IMAGE_KEY ?= distri-repo-key
+# The repository the images' etc/distri/repos.d lists, for `distri
+# install` in the running system: `make serve` on the host, as QEMU's user
+# network shows it to the guest (10.0.2.2 is the host's loopback there).
+# For an image that boots elsewhere, name a mirror it can reach.
+SERVE_ADDR ?= 127.0.0.1:7080
+IMAGE_URL ?= http://10.0.2.2:$(lastword $(subst :, ,$(SERVE_ADDR)))
 # The base system, the meta-package pkgs/base: kernel (Debian's cloud
 # kernel with its modules), boot loader, glibc and its headers, shells,
 # core tools, login, and this suite (the tour installs it too).
@@ -110,7 +117,7 @@ OVMF_CODE ?= /usr/share/OVMF/OVMF_CODE_4M.fd
 OVMF_VARS ?= /usr/share/OVMF/OVMF_VARS_4M.fd
 MKIMAGE = $(BIN)/distri-mkimage
 DISKFLAGS = -v -o $(DISKIMG) --size $(IMAGE_SIZE) $(if $(serial),--serial) \
-	--repo $(IMAGE_REPO) --pubkey $(IMAGE_PUBKEY) $(IMAGE_PKGS)
+	--repo $(IMAGE_REPO) --pubkey $(IMAGE_PUBKEY) --image-repo $(IMAGE_URL) $(IMAGE_PKGS)
 # UEFI (OVMF) with a per-image copy of the variable store; virtio disk,
 # user networking with ssh forwarded. TCG by default: where /dev/kvm
 # exists but cannot run OVMF (nested virtualization, as on the development
@@ -124,7 +131,7 @@ QEMU = qemu-system-x86_64 -machine q35,accel=$(QEMU_ACCEL) -cpu max -m 2048 -smp
 	-nic user,model=virtio-net-pci,hostfwd=tcp::5555-:22 \
 	-device virtio-rng-pci
 
-.PHONY: repo imageroot image cryptimage qemu-serial qemu-graphic ovmf-vars gceimage vboximage qcow2image dockertar lxdimage
+.PHONY: repo serve imageroot image cryptimage qemu-serial qemu-graphic ovmf-vars gceimage vboximage qcow2image dockertar lxdimage
 
 imageroot: build
 	rm -rf $(IMAGE_ROOT)
@@ -142,6 +149,9 @@ repo: build
 	[ -f $(IMAGE_KEY).key ] || $(BIN)/distri-mirror keygen -o $(IMAGE_KEY)
 	cp $(IMAGE_KEY).pub $(IMAGE_PUBKEY)
 	$(BIN)/distri-mirror index --key $(IMAGE_KEY).key $(IMAGE_REPO)
+
+serve: build
+	$(BIN)/distri-mirror serve --listen $(SERVE_ADDR) $(IMAGE_REPO)
 
 image: build
 	$(MKIMAGE) disk $(DISKFLAGS)
