@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -44,7 +45,7 @@ func (o *diskOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.systemdBoot, "systemd-boot", "", "systemd-boot EFI binary (default with packages: from systemd-boot-efi, else "+image.DefaultSystemdBoot+")")
 	fs.StringSliceVar(&o.tree.repos, "repo", nil, "repository to install the packages from, a URL or folder (repeatable)")
 	fs.StringSliceVar(&o.tree.pubkeys, "pubkey", nil, "public key trusted to sign the index (repeatable; default: distri.pub in a --repo folder)")
-	fs.StringSliceVar(&o.tree.imageRepos, "image-repo", nil, "repository URL the image's etc/distri/repos.d lists (default: --repo)")
+	fs.StringSliceVar(&o.tree.imageRepos, "image-repo", nil, "repository URL the image's etc/distri/repos.d lists (default: the --repo URLs; folders of this machine are not listed)")
 	fs.StringVar(&o.tree.init, "init", "", "distri-init binary to install as /init (default: distri-init next to this program)")
 	fs.StringVar(&o.tree.fuse, "fuse", "", "distri-fuse binary to install as /distri-fuse (default: distri-fuse next to this program)")
 	fs.StringVar(&o.tree.hostname, "hostname", rootfs.DefaultHostname, "etc/hostname")
@@ -79,7 +80,7 @@ distri-mkimage root, with --kernel and --initramfs.
 
 Examples:
   % distri-mkimage disk -v -o distri-disk.img --repo repo/ \
-        linux-image-6.1.0-56-cloud-amd64 systemd-boot-efi libc6 bash coreutils login distri
+        --image-repo http://10.0.2.2:7080 base
   % distri-mkimage root --repo ./repo --pubkey distri.pub -o root/ base
   % distri-mkimage initramfs --kernel-release 6.1.0-56-cloud-amd64 -o initramfs.img
   % distri-mkimage disk -o distri.img --serial --root root/ \
@@ -153,7 +154,7 @@ func runDisk(ctx context.Context, opts diskOptions, pkgs []string, stdio cli.Std
 	if len(pkgs) == 0 {
 		_, err = image.Disk(ctx, do)
 	} else {
-		err = diskFromPackages(ctx, opts, pkgs, do, logger)
+		err = diskFromPackages(ctx, opts, pkgs, do, logger, stdio.Err)
 	}
 	if err != nil {
 		return err
@@ -190,7 +191,7 @@ func parseSize(s string) (int64, error) {
 // diskFromPackages installs pkgs into a root tree and writes it as the
 // disk image (rootfs.Disk). Without --pubkey, each --repo folder's
 // distri.pub is trusted.
-func diskFromPackages(ctx context.Context, opts diskOptions, pkgs []string, do image.DiskOptions, logger *log.Logger) error {
+func diskFromPackages(ctx context.Context, opts diskOptions, pkgs []string, do image.DiskOptions, logger *log.Logger, stderr io.Writer) error {
 	tree := opts.tree
 	if len(tree.pubkeys) == 0 {
 		for _, r := range tree.repos {
@@ -202,9 +203,32 @@ func diskFromPackages(ctx context.Context, opts diskOptions, pkgs []string, do i
 			return cli.Usagef("--pubkey is required for repositories that are not folders")
 		}
 	}
+	if len(tree.imageRepos) == 0 {
+		tree.imageRepos = imageRepoURLs(tree.repos)
+		if strings.HasPrefix(tree.imageRepos[0], "#") {
+			fmt.Fprintf(stderr, "distri-mkimage: warning: the image lists no repository for distri install: --repo %s is a folder of this machine (pass --image-repo URL)\n", strings.Join(tree.repos, ", "))
+		}
+	}
 	ro, err := tree.treeOptions(pkgs, logger)
 	if err != nil {
 		return err
 	}
 	return rootfs.Disk(ctx, ro, do)
+}
+
+// imageRepoURLs returns what a disk image's repos.d lists by default:
+// the --repo URLs. A folder of the machine that makes the image means
+// nothing where the image boots, so without any URL it is a comment
+// saying so.
+func imageRepoURLs(repos []string) []string {
+	var urls []string
+	for _, r := range repos {
+		if strings.Contains(r, "://") {
+			urls = append(urls, r)
+		}
+	}
+	if len(urls) == 0 {
+		return []string{"# no repository: the image was made from folders (" + strings.Join(repos, ", ") + "); add a URL, e.g. http://10.0.2.2:7080"}
+	}
+	return urls
 }

@@ -249,3 +249,18 @@ func TestDiskUnprivileged(t *testing.T) {
 	expectUEFI(t, c, plainOptions)
 	expectRoot(t, c, "/dev/vda2")
 }
+
+func TestImageRepoURLs(t *testing.T) {
+	for _, tt := range []struct {
+		repos []string
+		want  string
+	}{
+		{[]string{"http://mirror.example/distri", "repo/"}, "http://mirror.example/distri"},
+		{[]string{"https://a.example", "http://b.example"}, "https://a.example\nhttp://b.example"},
+		{[]string{"/srv/repo"}, "# no repository: the image was made from folders (/srv/repo); add a URL, e.g. http://10.0.2.2:7080"},
+	} {
+		if got := strings.Join(imageRepoURLs(tt.repos), "\n"); got != tt.want {
+			t.Errorf("imageRepoURLs(%q) = %q, want %q", tt.repos, got, tt.want)
+		}
+	}
+}
