@@ -290,60 +290,66 @@ func measureN(rounds int, cold bool, fns ...func() error) ([]time.Duration, erro
 // and FUSE files do (regular files of kernel file systems do not), so a
 // Go reader pays an epoll_ctl per open and close and wakeups of the
 // netpoller for any FUSE file system; readTreeGo measures that apart.
-func readTree(dir string) (int64, error) {
+func readTree(dir string) (int64, error) { return eachFileRead(dir, readSyscall) }
+
+// readTreeGo is readTree with os.File.
+func readTreeGo(dir string) (int64, error) { return eachFileRead(dir, readOSFile) }
+
+// eachFileRead reads every regular file below dir with read, which
+// returns the bytes it read into buf.
+func eachFileRead(dir string, read func(p string, buf []byte) (int64, error)) (int64, error) {
 	buf := make([]byte, 1<<20)
 	var total int64
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}
-		fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if err != nil {
-			return &fs.PathError{Op: "open", Path: p, Err: err}
-		}
-		defer syscall.Close(fd)
-		for {
-			n, err := syscall.Read(fd, buf)
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil {
-				return &fs.PathError{Op: "read", Path: p, Err: err}
-			}
-			if n == 0 {
-				return nil
-			}
-			total += int64(n)
-		}
+		n, err := read(p, buf)
+		total += n
+		return err
 	})
 	return total, err
 }
 
-// readTreeGo is readTree with os.File.
-func readTreeGo(dir string) (int64, error) {
-	buf := make([]byte, 1<<20)
+func readSyscall(p string, buf []byte) (int64, error) {
+	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, &fs.PathError{Op: "open", Path: p, Err: err}
+	}
+	defer syscall.Close(fd)
 	var total int64
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
+	for {
+		n, err := syscall.Read(fd, buf)
+		if err == syscall.EINTR {
+			continue
 		}
-		f, err := os.Open(p)
 		if err != nil {
-			return err
+			return total, &fs.PathError{Op: "read", Path: p, Err: err}
 		}
-		defer f.Close()
-		for {
-			n, err := f.Read(buf)
-			total += int64(n)
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
+		if n == 0 {
+			return total, nil
 		}
-	})
-	return total, err
+		total += int64(n)
+	}
+}
+
+func readOSFile(p string, buf []byte) (int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var total int64
+	for {
+		n, err := f.Read(buf)
+		total += int64(n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 func statTree(dir string) error {

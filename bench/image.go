@@ -386,14 +386,8 @@ func imageRepo(work, cache string, pkgs []string, bins map[string]string) (strin
 		return r, nil
 	}
 	repo := filepath.Join(benchCache, "image-repo")
-	var recipes []string
-	for _, p := range pkgs {
-		if p != "distri" {
-			recipes = append(recipes, p)
-		}
-	}
 	dir := filepath.Join(work, "image-pkgs")
-	if err := copyClosure("pkgs", dir, recipes); err != nil {
+	if err := copyClosure("pkgs", dir, pkgs); err != nil { // distri has no recipe: packed below
 		return "", err
 	}
 	// distri first: base's runtime dep without a recipe comes from the

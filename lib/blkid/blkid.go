@@ -34,7 +34,7 @@ type Info struct {
 
 // Probe reads the superblock at the start of r.
 func Probe(r io.ReaderAt) (Info, error) {
-	buf := make([]byte, 0x500)
+	buf := make([]byte, 4096) // the first page: the swap signature ends it
 	n, err := r.ReadAt(buf, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return Info{}, err
@@ -61,9 +61,8 @@ func Probe(r io.ReaderAt) (Info, error) {
 	// A swap area as mkswap makes it with 4 KiB pages: "SWAPSPACE2"
 	// ends the first page; the header at 1024 has the UUID at 12 and
 	// the label at 28.
-	page := make([]byte, 4096)
-	if n, err := r.ReadAt(page, 0); n == len(page) && (err == nil || errors.Is(err, io.EOF)) && string(page[4086:]) == "SWAPSPACE2" {
-		return Info{Type: "swap", UUID: formatUUID(page[1036:1052]), Label: cstr(page[1052:1068])}, nil
+	if len(buf) == 4096 && string(buf[4086:]) == "SWAPSPACE2" {
+		return Info{Type: "swap", UUID: formatUUID(buf[1036:1052]), Label: cstr(buf[1052:1068])}, nil
 	}
 	return Info{}, nil
 }

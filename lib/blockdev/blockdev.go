@@ -67,6 +67,9 @@ func (d *Device) Matches(spec initconfig.Device) bool {
 	case "PARTLABEL":
 		return d.PartLabel != "" && d.PartLabel == spec.Value
 	case "path":
+		if c := Canonical(spec); c.Kind != "path" {
+			return d.Matches(c)
+		}
 		p := spec.Value
 		if v, ok := strings.CutPrefix(p, "/dev/block/"); ok {
 			return v == d.Dev
@@ -74,17 +77,29 @@ func (d *Device) Matches(spec initconfig.Device) bool {
 		if v, ok := strings.CutPrefix(p, "/dev/mapper/"); ok {
 			return d.DMName != "" && v == d.DMName
 		}
-		for _, by := range []struct{ dir, kind string }{
-			{"/dev/disk/by-uuid/", "UUID"}, {"/dev/disk/by-label/", "LABEL"},
-			{"/dev/disk/by-partuuid/", "PARTUUID"}, {"/dev/disk/by-partlabel/", "PARTLABEL"},
-		} {
-			if v, ok := strings.CutPrefix(p, by.dir); ok {
-				return d.Matches(initconfig.Device{Kind: by.kind, Value: v})
-			}
-		}
 		return p == d.Path
 	}
 	return false
+}
+
+// Canonical returns what a udev symlink /dev/disk/by-{uuid,label,
+// partuuid,partlabel}/V stands for (UUID=V, …), which do not exist
+// without udev; any other spec as it is.
+func Canonical(spec initconfig.Device) initconfig.Device {
+	if spec.Kind != "path" {
+		return spec
+	}
+	for _, by := range []struct{ dir, kind string }{
+		{"/dev/disk/by-uuid/", "UUID"}, {"/dev/disk/by-label/", "LABEL"},
+		{"/dev/disk/by-partuuid/", "PARTUUID"}, {"/dev/disk/by-partlabel/", "PARTLABEL"},
+	} {
+		if v, ok := strings.CutPrefix(spec.Value, by.dir); ok {
+			if c, err := initconfig.ParseDevice(by.kind + "=" + v); err == nil {
+				return c
+			}
+		}
+	}
+	return spec
 }
 
 // pollInterval is how often Wait rescans without a Changed call.
@@ -151,14 +166,6 @@ func (s *Set) Scan() []*Device {
 	}
 	slices.SortFunc(out, func(a, b *Device) int { return strings.Compare(a.Name, b.Name) })
 	return out
-}
-
-// Forget drops a device, so that the next Scan probes it again (e.g.
-// after its contents changed).
-func (s *Set) Forget(name string) {
-	s.mu.Lock()
-	delete(s.known, name)
-	s.mu.Unlock()
 }
 
 func (s *Set) read(name, attr string) string {

@@ -326,11 +326,13 @@ func (res *resolver) interpProvider(interp string) (*provider, error) {
 		}
 		// Not mounted in the build, but a package of the repository:
 		// a runtime dep by its full name, with its closure.
-		meta := filepath.Join(res.repoDir, "pkg", full+".meta.textproto")
-		if _, err := os.Stat(meta); err == nil && res.repoDir != "" {
-			p := &provider{full: full, metaFile: meta}
-			res.byFull[full] = p // not in providers: it has no tree to search
-			return p, nil
+		if res.repoDir != "" {
+			meta := filepath.Join(res.repoDir, "pkg", full+".meta.textproto")
+			if _, err := os.Stat(meta); err == nil {
+				p := &provider{full: full, metaFile: meta}
+				res.byFull[full] = p // not in providers: it has no tree to search
+				return p, nil
+			}
 		}
 		return nil, fmt.Errorf("interpreter %s: %s is neither a dependency nor in the repository", interp, full)
 	}

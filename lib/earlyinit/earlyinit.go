@@ -77,7 +77,8 @@ type booter struct {
 func Run(ctx context.Context, opts Options) error {
 	start := time.Now()
 	mounted, mountErr := pid1.MountAll(pid1.APIMounts)
-	b := &booter{log: opts.Log, start: start, devs: newDevices(), consolePath: "/dev/console"}
+	b := &booter{log: opts.Log, start: start, devs: blockdev.New(""), consolePath: "/dev/console"}
+	b.devs.NoneHint = "is the disk's driver in the initramfs?"
 	if b.log == nil {
 		b.log = pid1.NewLogger()
 	}
@@ -105,10 +106,7 @@ func (b *booter) boot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var uts unix.Utsname
-	unix.Uname(&uts)
-	release := unix.ByteSliceToString(uts.Release[:])
-	if release != b.cfg.KernelRelease {
+	if release, _ := kmod.RunningRelease(); release != b.cfg.KernelRelease {
 		b.log.Printf("warning: kernel %s, but the initramfs has modules for %s", release, b.cfg.KernelRelease)
 	}
 	idx, err := kmod.ReadIndex(filepath.Join("/", initconfig.ModulesDir, b.cfg.KernelRelease))

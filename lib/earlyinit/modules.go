@@ -17,8 +17,7 @@ type modules struct {
 
 func newModules(b *booter, x *kmod.Index) *modules {
 	m := &modules{b: b}
-	m.loader = kmod.NewLoader(x, func(name string) { b.log.Printf("loaded module %s", name) })
-	m.plug = kmod.NewColdplug(m.loader, func(alias string, err error) { b.log.Printf("driver for %s: %v", alias, err) })
+	m.loader, m.plug = kmod.NewLogged(x, b.log.Printf)
 	return m
 }
 

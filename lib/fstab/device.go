@@ -28,15 +28,8 @@ func isDevice(spec string) bool {
 // /dev/disk/by-*/X (which do not exist without udev) into what they
 // stand for.
 func parseSpec(spec string) (initconfig.Device, error) {
-	for _, by := range []struct{ dir, kind string }{
-		{"/dev/disk/by-uuid/", "UUID"}, {"/dev/disk/by-label/", "LABEL"},
-		{"/dev/disk/by-partuuid/", "PARTUUID"}, {"/dev/disk/by-partlabel/", "PARTLABEL"},
-	} {
-		if v, ok := strings.CutPrefix(spec, by.dir); ok {
-			spec = by.kind + "=" + v
-		}
-	}
-	return initconfig.ParseDevice(spec)
+	d, err := initconfig.ParseDevice(spec)
+	return blockdev.Canonical(d), err
 }
 
 // find returns the device spec names and what its superblock says,

@@ -85,9 +85,6 @@ func MountAll(ctx context.Context, opts Options) (*Mounted, error) {
 	if opts.DeviceTimeout == 0 {
 		opts.DeviceTimeout = DefaultDeviceTimeout
 	}
-	if opts.SysBlock == "" {
-		opts.SysBlock = "/sys/class/block"
-	}
 	m := &Mounted{log: opts.Log}
 	f, err := os.Open(opts.Path)
 	if errors.Is(err, os.ErrNotExist) {

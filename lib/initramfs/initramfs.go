@@ -95,6 +95,9 @@ type Options struct {
 	// ModulesDir is a /lib/modules tree (holding KernelRelease/) or the
 	// release directory itself. Empty means /lib/modules.
 	ModulesDir string
+	// Tree, if not nil, is a scan of the release directory (kmod.Scan),
+	// for a caller that scanned it already; nil means Write scans it.
+	Tree *kmod.Tree
 	// Drivers are shipped for coldplug; nil means DefaultDrivers.
 	Drivers []string
 	// FileSystems are shipped for mounting the root; nil means
@@ -161,9 +164,11 @@ func Write(w io.Writer, opts Options) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	tree, err := kmod.Scan(relDir)
-	if err != nil {
-		return nil, err
+	tree := opts.Tree
+	if tree == nil {
+		if tree, err = kmod.Scan(relDir); err != nil {
+			return nil, err
+		}
 	}
 	st := &Stats{}
 	resolve := func(names []string) []string {

@@ -84,8 +84,14 @@ func (in *Installer) bootKernel(full, release string) error {
 	if err != nil {
 		return err
 	}
+	// One scan of the modules for the booted system's index and the
+	// initramfs.
 	start := time.Now()
-	index, err := writeModuleIndex(in.opts.Root, filepath.Join(modules, release), release, full)
+	tree, err := kmod.Scan(filepath.Join(modules, release))
+	if err != nil {
+		return fmt.Errorf("module index: %w", err)
+	}
+	index, err := writeModuleIndex(in.opts.Root, tree, release, full)
 	if err != nil {
 		return err
 	}
@@ -110,6 +116,7 @@ func (in *Installer) bootKernel(full, release string) error {
 		Init:          init,
 		KernelRelease: release,
 		ModulesDir:    modules,
+		Tree:          tree,
 		Log:           in.opts.Log,
 	}); err != nil {
 		return fmt.Errorf("initramfs: %w", err)
@@ -118,16 +125,12 @@ func (in *Installer) bootKernel(full, release string) error {
 	return nil
 }
 
-// writeModuleIndex scans the kernel package full's modules of release
-// (extracted into dir) and writes their index where the booted root's
-// modprobe looks first, under the key of the package's tree
+// writeModuleIndex writes the index of the kernel package full's
+// modules of release (tree) where the booted root's modprobe looks
+// first, under the key of the package's tree
 // (root/var/cache/distri/kmod/<release>@<full>, see kmod.CacheKey), so
 // that no boot scans them. It returns the index directory.
-func writeModuleIndex(root, dir, release, full string) (string, error) {
-	tree, err := kmod.Scan(dir)
-	if err != nil {
-		return "", fmt.Errorf("module index: %w", err)
-	}
+func writeModuleIndex(root string, tree *kmod.Tree, release, full string) (string, error) {
 	cache := filepath.Join(root, kmod.SystemCacheDirs[0])
 	key := kmod.PackageKey(release, full)
 	if err := kmod.WriteCache(tree.Index(), cache, key); err != nil {

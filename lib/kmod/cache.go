@@ -95,12 +95,12 @@ func lockCache(cacheDir string) (*os.File, error) {
 }
 
 // WriteCache writes x into cacheDir (created if missing) under key, as
-// [OpenIndex] finds it: [WriteIndex] into cacheDir/key.
+// [OpenIndex] finds it: [writeIndex] into cacheDir/key.
 func WriteCache(x *Index, cacheDir, key string) error {
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return err
 	}
-	return WriteIndex(x, filepath.Join(cacheDir, key))
+	return writeIndex(x, filepath.Join(cacheDir, key))
 }
 
 func scanIndex(dir string) (*Index, error) {
@@ -187,12 +187,12 @@ func kernelPackage(dir, release string) string {
 	return full
 }
 
-// WriteIndex writes x in depmod's format (modules.dep, modules.alias,
+// writeIndex writes x in depmod's format (modules.dep, modules.alias,
 // modules.softdep, modules.builtin, modules.builtin.alias) into the new
 // directory out, atomically: the files are written into a temporary
 // directory next to it, which is then renamed. If out exists already it
 // is left alone.
-func WriteIndex(x *Index, out string) error {
+func writeIndex(x *Index, out string) error {
 	tmp, err := os.MkdirTemp(filepath.Dir(out), ".tmp-"+filepath.Base(out)+"-")
 	if err != nil {
 		return err

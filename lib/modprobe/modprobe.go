@@ -22,8 +22,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/google/renameio/v2"
 
+	"distri.dev/distri/lib/initconfig"
 	"distri.dev/distri/lib/kmod"
 )
 
@@ -62,8 +63,6 @@ type Options struct {
 	Help    bool   // -h
 	Root    string // -d: modules are in Root/lib/modules/<release>
 	Release string // -S: default the running kernel's
-	// Dir is the release directory; it overrides Root and Release.
-	Dir string
 	// CacheDirs are passed to kmod.OpenIndex (none means no cache).
 	CacheDirs []string
 	// Ignored are the options accepted without effect, for a warning.
@@ -191,21 +190,17 @@ func Parse(args []string) (Options, error) {
 	return o, nil
 }
 
-// dir returns the release directory o loads from: o.Dir, else
+// dir returns the release directory o loads from:
 // Root/lib/modules/<Release or the running kernel's release>.
 func (o Options) dir() (string, error) {
-	if o.Dir != "" {
-		return o.Dir, nil
-	}
 	rel := o.Release
 	if rel == "" {
-		var uts unix.Utsname
-		if err := unix.Uname(&uts); err != nil {
-			return "", fmt.Errorf("uname: %w", err)
+		var err error
+		if rel, err = kmod.RunningRelease(); err != nil {
+			return "", err
 		}
-		rel = unix.ByteSliceToString(uts.Release[:])
 	}
-	return filepath.Join("/", o.Root, "lib/modules", rel), nil
+	return filepath.Join("/", o.Root, initconfig.ModulesDir, rel), nil
 }
 
 // Run loads (with -R: resolves) o.Names. Names no module provides are
@@ -336,13 +331,7 @@ func Install(link, target, sysctl string) error {
 	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
 		return err
 	}
-	tmp := link + ".new"
-	os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, link); err != nil {
-		os.Remove(tmp)
+	if err := renameio.Symlink(target, link); err != nil {
 		return err
 	}
 	if err := os.WriteFile(sysctl, []byte(link+"\n"), 0o644); err != nil {

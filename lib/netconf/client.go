@@ -75,8 +75,7 @@ func (c *client) message(typ byte, extra ...Option) *Message {
 // errNak is a DHCPNAK from the server: start over.
 var errNak = errors.New("dhcp: server said NAK")
 
-// transact sends m and waits for a reply of one of the types in want
-// (or a NAK), retransmitting with doubling timeouts until ctx is done.
+// transact sends m and waits for a reply of type want (or a NAK), retransmitting with doubling timeouts until ctx is done.
 func (c *client) transact(ctx context.Context, m *Message, want byte) (*Message, error) {
 	out, err := m.Marshal()
 	if err != nil {

@@ -224,7 +224,7 @@ func (m *Message) Lease() (*Lease, error) {
 		return nil, errors.New("dhcp: no address offered")
 	}
 	l := &Lease{}
-	bits := m.YIAddr.BitLen()
+	var bits int
 	if d := m.Option(OptSubnetMask); len(d) == 4 {
 		ones, size := net.IPMask(d).Size()
 		if size == 0 {

@@ -380,7 +380,7 @@ func WriteResolv(path, ifname string, l *Lease) error {
 	for _, a := range l.DNS {
 		fmt.Fprintf(&b, "nameserver %s\n", a)
 	}
-	if err := renameio.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+	if err := renameio.WriteFile(path, []byte(b.String()), 0o644, renameio.WithTempDir(filepath.Dir(path))); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil

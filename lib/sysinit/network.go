@@ -4,8 +4,7 @@ import (
 	"context"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
+	"distri.dev/distri/lib/initconfig"
 	"distri.dev/distri/lib/kmod"
 	"distri.dev/distri/lib/netconf"
 )
@@ -27,19 +26,18 @@ func (s *system) startNetwork(ctx context.Context) {
 // its modalias, as udev does at boot, from the booted system's module
 // index (lib/kmod, cached as for modprobe), and waits for them.
 func (s *system) coldplug() {
-	var uts unix.Utsname
-	if err := unix.Uname(&uts); err != nil {
-		s.log.Printf("no drivers loaded: uname: %v", err)
+	rel, err := kmod.RunningRelease()
+	if err != nil {
+		s.log.Printf("no drivers loaded: %v", err)
 		return
 	}
-	dir := filepath.Join("/lib/modules", unix.ByteSliceToString(uts.Release[:]))
+	dir := filepath.Join("/", initconfig.ModulesDir, rel)
 	x, err := kmod.OpenIndex(dir, kmod.SystemCacheDirs...)
 	if err != nil {
 		s.log.Printf("no drivers loaded: kernel modules in %s: %v", dir, err)
 		return
 	}
-	l := kmod.NewLoader(x, func(name string) { s.log.Printf("loaded module %s", name) })
-	c := kmod.NewColdplug(l, func(alias string, err error) { s.log.Printf("driver for %s: %v", alias, err) })
+	_, c := kmod.NewLogged(x, s.log.Printf)
 	c.Scan("/sys")
 	c.Wait()
 }

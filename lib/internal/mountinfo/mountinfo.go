@@ -33,7 +33,7 @@ func Parse(text string) []Mount {
 		// 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw
 		fields := strings.Fields(line)
 		sep := slices.Index(fields, "-")
-		if len(fields) < 5 || sep < 5 || sep+1 >= len(fields) {
+		if sep < 5 || sep+1 >= len(fields) {
 			continue
 		}
 		out = append(out, Mount{Point: unescape(fields[4]), FSType: fields[sep+1]})
