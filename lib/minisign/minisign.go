@@ -9,6 +9,15 @@
 // are verified too. Every signature carries a trusted comment, which is
 // signed along with the signature (the "global signature").
 //
+// # Key IDs
+//
+// The key ID a signature names only selects which trusted keys to try:
+// a key file may claim any ID. [VerifySignature] tries every trusted key
+// with that ID and returns the one whose bytes verified, so two keys
+// sharing an ID neither shadow each other nor pass for each other.
+// Legacy signatures must hold the message in memory and are bounded
+// ([MaxLegacyMessage]); prehashed ones stream.
+//
 // # Scope
 //
 // Secret key files are written unencrypted, as `minisign -G -W` writes
@@ -276,35 +285,79 @@ func Verify(msg io.Reader, sig []byte, keys ...PublicKey) (trustedComment string
 	if err != nil {
 		return "", err
 	}
-	var key *PublicKey
-	var ids []string
-	for i := range keys {
-		ids = append(ids, keys[i].ID.String())
-		if keys[i].ID == s.KeyID {
-			key = &keys[i]
-			break
-		}
-	}
-	if key == nil {
-		return "", fmt.Errorf("%w: signed with key %s, trusted keys are %v", ErrVerify, s.KeyID, ids)
-	}
-	var signed []byte
-	if s.Algorithm == algPrehash {
-		h, _ := blake2b.New512(nil)
-		if _, err := io.Copy(h, msg); err != nil {
-			return "", fmt.Errorf("verify: %w", err)
-		}
-		signed = h.Sum(nil)
-	} else if signed, err = io.ReadAll(msg); err != nil {
-		return "", fmt.Errorf("verify: %w", err)
-	}
-	if !ed25519.Verify(key.Key, signed, s.Sig) {
-		return "", fmt.Errorf("%w: the signed data does not match (key %s)", ErrVerify, key.ID)
-	}
-	if !ed25519.Verify(key.Key, append(bytes.Clone(s.Sig), s.TrustedComment...), s.GlobalSig) {
-		return "", fmt.Errorf("%w: the trusted comment does not match (key %s)", ErrVerify, key.ID)
+	if _, err := VerifySignature(msg, s, keys...); err != nil {
+		return "", err
 	}
 	return s.TrustedComment, nil
+}
+
+// MaxLegacyMessage bounds the message of a legacy ("Ed") signature,
+// which must be held in memory whole to be verified (Ed25519 hashes the
+// message twice). Prehashed signatures ("ED") stream any size.
+const MaxLegacyMessage = 64 << 20
+
+// VerifySignature checks that s is a signature of the message read from
+// msg, with its trusted comment, by one of keys, and returns the key
+// that verified it.
+//
+// A key ID is only a hint of which key signed: anyone can write a key
+// file that claims another key's ID. So every trusted key with the
+// signature's ID is tried, and what is returned (and what callers
+// should go by) is the key whose bytes verified, never the ID alone.
+// Failures that mean "not signed by these keys" wrap [ErrVerify].
+func VerifySignature(msg io.Reader, s Signature, keys ...PublicKey) (PublicKey, error) {
+	var candidates []PublicKey
+	var ids []string
+	for _, k := range keys {
+		ids = append(ids, k.ID.String())
+		if k.ID == s.KeyID {
+			candidates = append(candidates, k)
+		}
+	}
+	if len(candidates) == 0 {
+		return PublicKey{}, fmt.Errorf("%w: signed with key %s, trusted keys are %v", ErrVerify, s.KeyID, ids)
+	}
+	var signed []byte
+	switch s.Algorithm {
+	case algPrehash:
+		h, _ := blake2b.New512(nil)
+		if _, err := io.Copy(h, msg); err != nil {
+			return PublicKey{}, fmt.Errorf("verify: %w", err)
+		}
+		signed = h.Sum(nil)
+	case algEd:
+		b, err := io.ReadAll(io.LimitReader(msg, MaxLegacyMessage+1))
+		if err != nil {
+			return PublicKey{}, fmt.Errorf("verify: %w", err)
+		}
+		if len(b) > MaxLegacyMessage {
+			return PublicKey{}, fmt.Errorf("verify: a legacy (not prehashed) signature over more than %d MiB; sign with a prehashed signature (minisign's default)", MaxLegacyMessage>>20)
+		}
+		signed = b
+	default:
+		return PublicKey{}, fmt.Errorf("verify: unknown algorithm %q", s.Algorithm[:])
+	}
+	var errs []error
+	for _, k := range candidates {
+		switch {
+		case !ed25519.Verify(k.Key, signed, s.Sig):
+			errs = append(errs, fmt.Errorf("the signed data does not match (key %s)", k.ID))
+		case !ed25519.Verify(k.Key, append(bytes.Clone(s.Sig), s.TrustedComment...), s.GlobalSig):
+			errs = append(errs, fmt.Errorf("the trusted comment does not match (key %s)", k.ID))
+		default:
+			return k, nil
+		}
+	}
+	if len(errs) == 1 {
+		return PublicKey{}, fmt.Errorf("%w: %v", ErrVerify, errs[0])
+	}
+	return PublicKey{}, fmt.Errorf("%w: none of the %d trusted keys with ID %s verifies it: %v", ErrVerify, len(candidates), s.KeyID, errors.Join(errs...))
+}
+
+// Equal says whether k and o are the same key: the same ID and the same
+// key bytes.
+func (k PublicKey) Equal(o PublicKey) bool {
+	return k.ID == o.ID && k.Key.Equal(o.Key)
 }
 
 // ReadPublicKeyFile reads a public key file.

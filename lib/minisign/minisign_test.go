@@ -2,6 +2,9 @@ package minisign
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"fmt"
 	"errors"
 	"os"
 	"os/exec"
@@ -235,5 +238,106 @@ func TestWeVerifyMinisign(t *testing.T) {
 				t.Errorf("Verify(tampered) = %v, want ErrVerify", err)
 			}
 		})
+	}
+}
+
+// TestSpoofedKeyID attacks the key lookup with a key file that claims
+// the ID of another trusted key: it must neither shadow the real key nor
+// be reported as it.
+func TestSpoofedKeyID(t *testing.T) {
+	official, err := GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	attacker, err := GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The attacker's key file, written to claim the official key's ID.
+	spoofFile, err := PublicKey{ID: official.ID, Key: attacker.Public().Key}.MarshalText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spoof, err := ParsePublicKey(spoofFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spoof.ID != official.ID {
+		t.Fatalf("spoofed key has ID %s, want %s", spoof.ID, official.ID)
+	}
+	msg := []byte("index")
+	sign := func(k PrivateKey) Signature {
+		t.Helper()
+		b, err := Sign(k, bytes.NewReader(msg), "timestamp:1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ParseSignature(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	byOfficial := sign(official)
+	byAttacker := sign(PrivateKey{ID: official.ID, Key: attacker.Key}) // claims the official ID
+
+	// The spoofed key listed first must not hide the official one.
+	got, err := VerifySignature(bytes.NewReader(msg), byOfficial, spoof, official.Public())
+	if err != nil {
+		t.Fatalf("official signature with a spoofed key trusted first: %v", err)
+	}
+	if !got.Equal(official.Public()) {
+		t.Errorf("verified by %x, want the official key %x", got.Key, official.Public().Key)
+	}
+	if _, err := Verify(bytes.NewReader(msg), mustMarshal(t, byOfficial), spoof, official.Public()); err != nil {
+		t.Errorf("Verify with a spoofed key trusted first: %v", err)
+	}
+
+	// The attacker's signature verifies only by the attacker's key bytes,
+	// and is reported as that key, not as the official one.
+	got, err = VerifySignature(bytes.NewReader(msg), byAttacker, official.Public(), spoof)
+	if err != nil {
+		t.Fatalf("attacker's signature with its key trusted: %v", err)
+	}
+	if got.Equal(official.Public()) || !got.Key.Equal(attacker.Public().Key) {
+		t.Errorf("attacker's signature reported as key %x, want the attacker's %x", got.Key, attacker.Public().Key)
+	}
+	// Without the attacker's key, the claimed ID alone gets it nowhere.
+	if _, err := VerifySignature(bytes.NewReader(msg), byAttacker, official.Public()); !errors.Is(err, ErrVerify) {
+		t.Errorf("attacker's signature with the official key only: %v, want %v", err, ErrVerify)
+	}
+}
+
+func mustMarshal(t *testing.T, s Signature) []byte {
+	t.Helper()
+	raw := append(append(append([]byte{}, s.Algorithm[:]...), s.KeyID[:]...), s.Sig...)
+	return fmt.Appendf(nil, "untrusted comment: x\n%s\ntrusted comment: %s\n%s\n",
+		base64.StdEncoding.EncodeToString(raw), s.TrustedComment, base64.StdEncoding.EncodeToString(s.GlobalSig))
+}
+
+// endless is a message that never ends.
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestLegacyMessageBounded attacks Verify with a legacy ("Ed") signature
+// over an endless message: the message must not be read into memory
+// without bound.
+func TestLegacyMessageBounded(t *testing.T) {
+	k, err := GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := Signature{Algorithm: algEd, KeyID: k.ID, Sig: make([]byte, 64), TrustedComment: "x", GlobalSig: make([]byte, 64)}
+	_, err = VerifySignature(endless{}, s, k.Public())
+	if err == nil || !strings.Contains(err.Error(), "legacy") {
+		t.Fatalf("VerifySignature of an endless message = %v, want an error about the legacy signature", err)
+	}
+	// A legacy signature over a small message still verifies.
+	msg := []byte("small")
+	s.Sig = ed25519.Sign(k.Key, msg)
+	s.GlobalSig = ed25519.Sign(k.Key, append(bytes.Clone(s.Sig), s.TrustedComment...))
+	if _, err := VerifySignature(bytes.NewReader(msg), s, k.Public()); err != nil {
+		t.Errorf("legacy signature: %v", err)
 	}
 }
