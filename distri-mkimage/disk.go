@@ -53,7 +53,7 @@ func (o *diskOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.serial, "serial", false, "use ttyS0 as the only console (VMs without a display)")
 	fs.BoolVar(&o.encrypt, "encrypt", false, "put the root into LUKS2, unlocked with a passphrase at boot")
 	fs.StringVar(&o.passphraseFile, "passphrase-file", "", "file whose bytes (trailing newline removed) are the LUKS passphrase (with --encrypt)")
-	fs.Uint64Var(&o.seed, "seed", 0, "make the image a function of its inputs and this number (0: random UUIDs and keys)")
+	fs.Uint64Var(&o.seed, "seed", 0, "make the image a function of its inputs and this number (0: random UUIDs); the LUKS volume key and salts are random even then")
 	fs.BoolVar(&o.bios, "bios", false, "boot with a legacy BIOS too: GRUB in the MBR and a BIOS boot partition (needs grub-mkimage)")
 	fs.StringVar(&o.grubDir, "grub-dir", image.DefaultGrubDir, "GRUB's i386-pc images and modules (with --bios)")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "log progress on stderr")
@@ -69,7 +69,8 @@ func newDiskCmd(stdio cli.Stdio) *cobra.Command {
 boot entry, and a root partition holding the root tree as ext4, inside a
 LUKS2 container with --encrypt. It needs mkfs.ext4 and no privileges: it
 mounts nothing and uses no loop devices. The output is replaced
-atomically; with --seed the same inputs give the same bytes.
+atomically; with --seed the same inputs give the same bytes, except
+an encrypted root partition: its volume key and salts are always random.
 
 With packages, disk installs them with their closures from the
 repositories into a root tree (as distri-mkimage root does) and boots the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log"
 	"os"
@@ -77,16 +78,25 @@ type DiskOptions struct {
 	// passes, 64 MiB and 1 lane, which a small VM's initramfs can afford.
 	KDF luks.KDF
 	// Seed, if not zero, makes the image a function of its inputs: the
-	// GPT, partition, file system and LUKS UUIDs, the ext4 hash seed,
-	// time stamps and (with Encrypt) the LUKS key material derive from
-	// it. Zero means random. A seeded encrypted image is for tests only:
-	// its volume key follows cheaply from the seed and the passphrase.
+	// GPT, partition, file system and LUKS UUIDs, the ext4 hash seed and
+	// time stamps derive from it. Zero means random. The LUKS volume key
+	// and salts never derive from it: they always come from crypto/rand,
+	// so with Encrypt the root partition's bytes differ from run to run
+	// while everything outside it stays identical. A seed is no secret
+	// (it is on command lines and in CI logs); a key derived from it would
+	// open the root without the passphrase.
 	Seed uint64
 	// BIOS, if set, makes the image boot with a legacy BIOS too (GRUB
 	// in the MBR and a BIOS boot partition, see bios.go).
 	BIOS *BIOSOptions
 	// Log gets progress lines; nil means discard.
 	Log *log.Logger
+
+	// keyRand, for tests only, replaces crypto/rand as the source of the
+	// LUKS volume key and salts, so that a test can check that nothing
+	// but the key material varies. It is unexported so that no program
+	// outside this package (distri-mkimage included) can set it.
+	keyRand io.Reader
 }
 
 // Layout is what Disk chose; it tells how to boot and inspect the image.
@@ -190,7 +200,7 @@ func Disk(ctx context.Context, opts DiskOptions) (*Layout, error) {
 
 	start := time.Now()
 	if opts.Encrypt {
-		if err := encryptedRoot(ctx, f, tmp, l, opts, ids, logf); err != nil {
+		if err := encryptedRoot(ctx, f, tmp, l, opts, logf); err != nil {
 			return nil, err
 		}
 	} else {
@@ -347,7 +357,7 @@ func fixExt4Times(ctx context.Context, image string, offset int64, dir string) e
 // encryptedRoot makes the ext4 file system in a temporary file next to
 // the image and encrypts it into a LUKS2 container at the root
 // partition's offset.
-func encryptedRoot(ctx context.Context, img *os.File, imgPath string, l *Layout, opts DiskOptions, id *ids, logf func(string, ...any)) error {
+func encryptedRoot(ctx context.Context, img *os.File, imgPath string, l *Layout, opts DiskOptions, logf func(string, ...any)) error {
 	const hdr = 16 * mib
 	fsSize := l.RootSize - hdr
 	plain, err := os.CreateTemp(filepath.Dir(imgPath), ".root-ext4-*")
@@ -370,8 +380,9 @@ func encryptedRoot(ctx context.Context, img *os.File, imgPath string, l *Layout,
 		UUID:       l.LUKSUUID,
 		Label:      luksName,
 	}
-	if opts.Seed != 0 {
-		fo.Rand = id.keyStream(opts.Passphrase)
+	// fo.Rand stays nil (crypto/rand) whatever the seed: see Seed.
+	if opts.keyRand != nil {
+		fo.Rand = opts.keyRand
 	}
 	logf("encrypting the root into LUKS2 (%d MiB, aes-xts-plain64)", l.RootSize/mib)
 	dst := &offsetWriter{w: img, off: l.RootOffset}

@@ -3,8 +3,11 @@ package image
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -209,14 +212,19 @@ func TestDiskEncrypted(t *testing.T) {
 
 // TestDiskReproducible builds each image twice from the same inputs and
 // seed, a moment apart, and wants the same bytes; another seed must
-// differ.
+// differ. An encrypted image has a random volume key whatever the seed
+// (see TestDiskSeedNoVolumeKey), so there everything but the LUKS
+// partition must be the same, and with the test-only key source the
+// whole image.
 func TestDiskReproducible(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		encrypt bool
+		keyRand bool // fixed key material through DiskOptions.keyRand
 	}{
-		{"plain", false},
-		{"encrypted", true},
+		{"plain", false, false},
+		{"encrypted", true, false},
+		{"encrypted with test key source", true, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			opts := inputs(t)
@@ -226,17 +234,26 @@ func TestDiskReproducible(t *testing.T) {
 				opts.KDF = luks.KDF{Type: "pbkdf2", Hash: "sha256", Iterations: 1000}
 			}
 			var sums []string
+			var l *Layout
 			for i, seed := range []uint64{7, 7, 8} {
 				opts.Output = filepath.Join(t.TempDir(), "disk.img")
 				opts.Seed = seed
+				if tt.keyRand {
+					opts.keyRand = mrand.NewChaCha8([32]byte{1})
+				}
 				if i == 2 {
 					// The other seed writes another fstab: reset it.
 					os.Remove(filepath.Join(opts.Root, "etc", "fstab"))
 				}
-				if _, err := Disk(t.Context(), opts); err != nil {
+				var err error
+				if l, err = Disk(t.Context(), opts); err != nil {
 					t.Fatal(err)
 				}
-				sums = append(sums, sha256sum(t, opts.Output))
+				if tt.encrypt && !tt.keyRand {
+					sums = append(sums, sha256sumOutside(t, opts.Output, l.RootOffset, l.RootSize))
+				} else {
+					sums = append(sums, sha256sum(t, opts.Output))
+				}
 				os.Remove(opts.Output)
 			}
 			if sums[0] != sums[1] {
@@ -247,6 +264,150 @@ func TestDiskReproducible(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDiskSeedNoVolumeKey attacks issue 22: with --seed, the volume key
+// used to follow from the seed and the passphrase. Two seeded builds must
+// get different volume keys (read back by lib/luks and by cryptsetup),
+// neither of them the key the old derivation gives, and the same bytes
+// outside the LUKS partition.
+func TestDiskSeedNoVolumeKey(t *testing.T) {
+	cryptsetup := distritest.NeedTool(t, "cryptsetup")
+	opts := inputs(t)
+	onlyMkfs(t)
+	opts.Encrypt, opts.Passphrase = true, []byte("pass")
+	opts.KDF = luks.KDF{Type: "pbkdf2", Hash: "sha256", Iterations: 1000}
+	opts.Seed = 7
+	passFile := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(passFile, opts.Passphrase, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var keys [][]byte
+	var outside []string
+	for i := range 3 {
+		// Build 0 is the control: fed the old derivation through the
+		// test-only key source, it must get seedDerivedKey, which shows
+		// that the check below would catch the old code.
+		control := i == 0
+		opts.keyRand = nil
+		if control {
+			opts.keyRand = oldKeyStream(opts.Seed, opts.Passphrase)
+		}
+		opts.Output = filepath.Join(t.TempDir(), "disk.img")
+		l, err := Disk(t.Context(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outside = append(outside, sha256sumOutside(t, opts.Output, l.RootOffset, l.RootSize))
+		part := extract(t, opts.Output, l.RootOffset, l.RootSize)
+		os.Remove(opts.Output)
+		f, err := os.Open(part)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := luks.Unlock(f, opts.Passphrase)
+		f.Close()
+		if err != nil {
+			t.Fatalf("luks.Unlock: %v", err)
+		}
+		out, err := exec.Command(cryptsetup, "luksDump", "--dump-volume-key", "--batch-mode",
+			"--key-file", passFile, part).CombinedOutput()
+		if err != nil {
+			t.Fatalf("cryptsetup luksDump --dump-volume-key: %v\n%s", err, out)
+		}
+		if got, want := dumpedKey(t, string(out)), hex.EncodeToString(v.Key); got != want {
+			t.Errorf("cryptsetup dumps volume key %s, lib/luks unlocks %s", got, want)
+		}
+		os.Remove(part)
+		derived := bytes.Equal(v.Key, seedDerivedKey(opts.Seed, opts.Passphrase, len(v.Key)))
+		if control {
+			if !derived {
+				t.Fatalf("control build: volume key %x is not the old seed-derived key", v.Key)
+			}
+			continue
+		}
+		if derived {
+			t.Errorf("the volume key is the one derived from seed %d and the passphrase", opts.Seed)
+		}
+		keys = append(keys, v.Key)
+	}
+	if bytes.Equal(keys[0], keys[1]) {
+		t.Errorf("two builds with seed %d have the same volume key %x", opts.Seed, keys[0])
+	}
+	for i := 1; i < len(outside); i++ {
+		if outside[0] != outside[i] {
+			t.Errorf("builds %d and %d with seed %d differ outside the LUKS partition", 0, i, opts.Seed)
+		}
+	}
+}
+
+// oldKeyStream is how lib/image made LUKS key material from a seed before
+// issue 22: a ChaCha8 stream keyed with sha256(seed, "luks", passphrase).
+// Kept here only to show that the key no longer follows from it.
+func oldKeyStream(seed uint64, passphrase []byte) io.Reader {
+	h := sha256.New()
+	binary.Write(h, binary.LittleEndian, seed)
+	io.WriteString(h, "luks")
+	h.Write(passphrase)
+	var k [32]byte
+	copy(k[:], h.Sum(nil))
+	return mrand.NewChaCha8(k)
+}
+
+// seedDerivedKey is the volume key the old derivation gave: Format reads
+// the key first when the UUID is given.
+func seedDerivedKey(seed uint64, passphrase []byte, n int) []byte {
+	key := make([]byte, n)
+	io.ReadFull(oldKeyStream(seed, passphrase), key)
+	return key
+}
+
+// dumpedKey returns the hex volume key from cryptsetup luksDump
+// --dump-volume-key output ("MK dump:" or "Volume key:" followed by hex
+// bytes over one or more lines).
+func dumpedKey(t *testing.T, out string) string {
+	t.Helper()
+	var hexKey strings.Builder
+	in := false
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && (strings.Contains(k, "MK dump") || strings.Contains(k, "Volume key")) {
+			in = true
+			line = v
+		} else if in && (strings.Contains(line, ":") || strings.TrimSpace(line) == "") {
+			break
+		}
+		if in {
+			hexKey.WriteString(strings.ReplaceAll(strings.TrimSpace(line), " ", ""))
+		}
+	}
+	if hexKey.Len() == 0 {
+		t.Fatalf("no volume key in cryptsetup output:\n%s", out)
+	}
+	return hexKey.String()
+}
+
+// sha256sumOutside hashes the file p without the size bytes at off (the
+// LUKS partition), keeping their position.
+func sha256sumOutside(t *testing.T, p string, off, size int64) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(f, 0, off)); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(h, "[%d bytes skipped]", size)
+	if _, err := io.Copy(h, io.NewSectionReader(f, off+size, fi.Size()-off-size)); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func sha256sum(t *testing.T, p string) string {

@@ -27,9 +27,18 @@
 // # Reproducibility
 //
 // With a Seed, the same inputs give a byte-identical image: UUIDs, the
-// ext4 hash seed and creation times (E2FSPROGS_FAKE_TIME), the FAT volume
-// id and (encrypted) LUKS salts and keys derive from it. mkfs.ext4 copies
-// the root tree's own time stamps, owners and modes.
+// ext4 hash seed and creation times (E2FSPROGS_FAKE_TIME) and the FAT
+// volume id derive from it. mkfs.ext4 copies the root tree's own time
+// stamps, owners and modes.
+//
+// The LUKS volume key and salts never derive from the seed: they always
+// come from crypto/rand. A seed is no secret (it sits on command lines,
+// in Makefiles and CI logs), and a key derived from it would open the
+// root without the passphrase. So a seeded encrypted image is identical
+// from run to run everywhere but its LUKS partition (the LUKS UUID is
+// seeded: it is on the kernel command line). Only this package's tests
+// can fix the key material, through an unexported DiskOptions field; no
+// program can ask for it.
 //
 // # Decisions
 //

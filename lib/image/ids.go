@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 )
 
 // ids derives UUIDs from a seed, or makes random ones without.
@@ -32,18 +31,6 @@ func (s *ids) uuid(purpose string) string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-// keyStream returns a deterministic source of LUKS key material from
-// the seed and the passphrase.
-func (s *ids) keyStream(passphrase []byte) io.Reader {
-	h := sha256.New()
-	binary.Write(h, binary.LittleEndian, s.seed)
-	io.WriteString(h, "luks")
-	h.Write(passphrase)
-	var k [32]byte
-	copy(k[:], h.Sum(nil))
-	return mrand.NewChaCha8(k)
 }
 
 // offsetWriter writes at an offset of w.

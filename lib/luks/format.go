@@ -41,7 +41,9 @@ type FormatOptions struct {
 	// is what a new volume wants.
 	Key []byte
 	// Rand is the source of salts, keys and AF stripes. Nil means
-	// crypto/rand.Reader.
+	// crypto/rand.Reader, which is what a real volume wants: anything
+	// else is for tests. Whoever can reproduce Rand's output can compute
+	// the volume key without the passphrase.
 	Rand io.Reader
 }
 
