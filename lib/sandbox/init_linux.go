@@ -116,7 +116,7 @@ func setup(cfg *config) error {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
 	root := cfg.Root
-	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,"+cfg.Tmpfs.Scratch); err != nil {
 		return fmt.Errorf("mount tmpfs on %s: %w", root, err)
 	}
 	// /ro first, then the links (which point into it), then the other
@@ -136,10 +136,10 @@ func setup(cfg *config) error {
 			return err
 		}
 	}
-	if err := mountTmp(root); err != nil {
+	if err := mountTmp(root, cfg.Tmpfs); err != nil {
 		return err
 	}
-	if err := mountDev(root); err != nil {
+	if err := mountDev(root, cfg.Tmpfs); err != nil {
 		return err
 	}
 	if err := writeEtc(root); err != nil {
@@ -234,12 +234,12 @@ func bindMount(root string, b bind) error {
 	return nil
 }
 
-func mountTmp(root string) error {
+func mountTmp(root string, sizes tmpfsSizes) error {
 	tmp := filepath.Join(root, "tmp")
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return fmt.Errorf("mount /tmp: %w", err)
 	}
-	if err := unix.Mount("tmpfs", tmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+	if err := unix.Mount("tmpfs", tmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777,"+sizes.Scratch); err != nil {
 		return fmt.Errorf("mount /tmp: %w", err)
 	}
 	proc := filepath.Join(root, "proc")
@@ -257,12 +257,12 @@ func mountTmp(root string) error {
 // mountDev builds a minimal /dev: binds of the host's harmless character
 // devices (mknod would need the devices cgroup to allow it), the fd links
 // and a /dev/shm tmpfs.
-func mountDev(root string) error {
+func mountDev(root string, sizes tmpfsSizes) error {
 	dev := filepath.Join(root, "dev")
 	if err := os.MkdirAll(dev, 0o755); err != nil {
 		return fmt.Errorf("mount /dev: %w", err)
 	}
-	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755"); err != nil {
+	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,"+sizes.Dev); err != nil {
 		return fmt.Errorf("mount /dev: %w", err)
 	}
 	for _, name := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
@@ -288,7 +288,7 @@ func mountDev(root string) error {
 	if err := os.Mkdir(shm, 0o1777); err != nil {
 		return fmt.Errorf("mount /dev/shm: %w", err)
 	}
-	if err := unix.Mount("tmpfs", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777"); err != nil {
+	if err := unix.Mount("tmpfs", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777,"+sizes.Scratch); err != nil {
 		return fmt.Errorf("mount /dev/shm: %w", err)
 	}
 	return nil

@@ -35,6 +35,7 @@ type config struct {
 	Dir      string
 	Argv     []string
 	Hostname string
+	Tmpfs    tmpfsSizes // limits_linux.go
 }
 
 // bind is one bind mount of a host directory into the root.
@@ -56,7 +57,7 @@ func IsInit(argv0 string) bool { return argv0 == initArg0 }
 // Run runs opts.Argv in a fresh sandbox and returns when the step and every
 // process it started have exited. A step that exits non-zero yields an
 // *ExitError.
-func Run(ctx context.Context, opts Options) error {
+func Run(ctx context.Context, opts Options) (err error) {
 	if len(opts.Argv) == 0 {
 		return errors.New("sandbox: empty Argv")
 	}
@@ -119,6 +120,13 @@ func Run(ctx context.Context, opts Options) error {
 	if err := os.MkdirAll(cfg.Root, 0o755); err != nil {
 		return fmt.Errorf("sandbox: %w", err)
 	}
+	// The step's control group and deadline (limits_linux.go).
+	lim, err := startLimits(ctx, opts.Limits)
+	if err != nil {
+		return fmt.Errorf("sandbox %v: %w", opts.Argv, err)
+	}
+	defer func() { err = lim.finish(opts.Argv, err) }()
+	ctx, cfg.Tmpfs = lim.ctx, lim.tmpfs
 	payload, err := json.Marshal(cfg)
 	if err != nil {
 		return fmt.Errorf("sandbox: %w", err)
@@ -156,6 +164,12 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	errW.Close()
 	cfgR.Close()
+	// Into the group before the helper reads its config: it forks nothing
+	// before (limits_linux.go).
+	if err := lim.add(cmd); err != nil {
+		cfgW.Close()
+		return fmt.Errorf("sandbox %v: %w", opts.Argv, err)
+	}
 	_, werr := cfgW.Write(payload)
 	cfgW.Close()
 	logf("sandbox: helper started after %v", time.Since(start))
@@ -169,7 +183,9 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("sandbox %v: %w", opts.Argv, ctxErr)
 	}
 	switch {
-	case len(setupMsg) == 0 && werr != nil:
+	// EPIPE: the helper exited without reading its config, which it
+	// may have done before the config was sent (after lim.add).
+	case len(setupMsg) == 0 && werr != nil && !errors.Is(werr, syscall.EPIPE):
 		return fmt.Errorf("sandbox %v: send config: %w", opts.Argv, werr)
 	case len(setupMsg) == 0:
 		return fmt.Errorf("sandbox %v: helper %s exited (%v) without starting the step; does it call sandbox.Init?", opts.Argv, helper, waitErr)

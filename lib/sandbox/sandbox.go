@@ -64,6 +64,10 @@ type Options struct {
 	// Hostname is the host name inside. Empty means "distri".
 	Hostname string
 
+	// Limits bounds the step's processes, memory, CPU share, time and
+	// tmpfs sizes (limits.go). The zero value means the defaults.
+	Limits Limits
+
 	// Helper is the binary re-executed as the sandbox's init; it must call
 	// Init early in main (see the package doc). Empty means /proc/self/exe.
 	Helper string
