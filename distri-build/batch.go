@@ -15,6 +15,7 @@ import (
 	"distri.dev/distri/lib/build/debian"
 	"distri.dev/distri/lib/build/source"
 	"distri.dev/distri/lib/cli"
+	"distri.dev/distri/lib/sandbox"
 )
 
 type batchOptions struct {
@@ -24,6 +25,7 @@ type batchOptions struct {
 	jobs      int
 	keepGoing bool
 	dryRun    bool
+	lim       limitOptions
 }
 
 func (o *batchOptions) addFlags(fs *pflag.FlagSet) {
@@ -33,6 +35,7 @@ func (o *batchOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVarP(&o.jobs, "jobs", "j", 1, "number of builds to run at once")
 	fs.BoolVarP(&o.keepGoing, "keep-going", "k", false, "after a failure, build everything that does not depend on it")
 	fs.BoolVarP(&o.dryRun, "dry-run", "n", false, "print what would be built, in order, and build nothing")
+	o.lim.addFlags(fs)
 }
 
 func newBatchCmd(stdio cli.Stdio) *cobra.Command {
@@ -54,6 +57,10 @@ package in the repository. Progress goes to stderr; each build logs to
 (unless --keep-going, which builds everything that does not depend on
 the failure), and exits 1 with a summary naming each failed build and
 its log.
+
+Each build step runs with the limits --memory, --pids, --cpu-weight,
+--timeout and --tmpfs-size (per step, so --jobs N builds may together
+use N times --memory); a step that hits one fails, naming it.
 
 Examples:
   % distri-build batch --dry-run pkgs
@@ -107,6 +114,7 @@ func runBatch(ctx context.Context, opts batchOptions, pkgsDir string, stdio cli.
 // <dir>/<name>.log.
 type logBuilder struct {
 	repo, cache, dir string
+	limits           sandbox.Limits
 	uris             []string
 	urisErr          error // written to each log: only debian: sources need the apt sources
 
@@ -115,7 +123,11 @@ type logBuilder struct {
 }
 
 func newLogBuilder(opts batchOptions) (*logBuilder, error) {
-	lb := &logBuilder{repo: opts.repo, cache: opts.cache, dir: opts.logDir}
+	limits, err := opts.lim.limits()
+	if err != nil {
+		return nil, err
+	}
+	lb := &logBuilder{repo: opts.repo, cache: opts.cache, dir: opts.logDir, limits: limits}
 	if lb.cache == "" {
 		var err error
 		if lb.cache, err = defaultCacheDir(); err != nil {
@@ -158,6 +170,7 @@ func (lb *logBuilder) Build(ctx context.Context, recipeDir string) ([]string, st
 	}
 	b, err := build.New(build.Options{
 		RepoDir: lb.repo,
+		Limits:  lb.limits,
 		Fetcher: &source.Fetcher{CacheDir: lb.cache, ArchiveURIs: lb.uris},
 		Log: func(format string, args ...any) {
 			fmt.Fprintf(f, format+"\n", args...)

@@ -19,6 +19,7 @@ type buildOptions struct {
 	cache string
 	check bool
 	jobs  int
+	lim   limitOptions
 }
 
 func (o *buildOptions) addFlags(fs *pflag.FlagSet) {
@@ -26,6 +27,7 @@ func (o *buildOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.check, "check", false, "run the test suite (make check) of compiled packages before installing")
 	fs.IntVarP(&o.jobs, "jobs", "j", 0, "parallel jobs inside each build (make -j, ninja -j); 0: the number of CPUs")
 	fs.StringVar(&o.cache, "cache", "", "source cache, holding sha256/<hex> (default: /var/cache/distri as root, else distri in the user's cache directory)")
+	o.lim.addFlags(fs)
 }
 
 func newBuildCmd(stdio cli.Stdio) *cobra.Command {
@@ -49,6 +51,13 @@ Each build writes its log to <repo>/log/<full name>.log; a failure names
 the recipe, the step and the log. A recipe with split_package entries
 writes several packages; all their paths are printed. Several versions of
 one package live in pkgs/<name>/<version>/ (docs/build.md).
+
+Each build step runs in a control group with limits: --memory (default
+half of the RAM), --pids (4096), --cpu-weight (100), --timeout (6h) and
+--tmpfs-size (4G for each of /, /tmp and /dev/shm). A step that hits one
+fails with an error naming it, e.g. "ran out of memory: limit 12 GiB
+(--memory)", and leaves no process or control group behind
+(docs/sandbox.md).
 
 Examples:
   % distri-build scaffold debian:hello -o pkgs
@@ -76,6 +85,10 @@ func defaultCacheDir() (string, error) {
 }
 
 func runBuild(cmd *cobra.Command, opts buildOptions, pkgDirs []string, stdio cli.Stdio) error {
+	limits, err := opts.lim.limits()
+	if err != nil {
+		return err
+	}
 	cache := opts.cache
 	if cache == "" {
 		var err error
@@ -91,6 +104,7 @@ func runBuild(cmd *cobra.Command, opts buildOptions, pkgDirs []string, stdio cli
 		RepoDir: opts.repo,
 		Check:   opts.check,
 		Jobs:    opts.jobs,
+		Limits:  limits,
 		Fetcher: &source.Fetcher{CacheDir: cache, ArchiveURIs: uris},
 		Log: func(format string, args ...any) {
 			fmt.Fprintf(stdio.Err, format+"\n", args...)

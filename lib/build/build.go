@@ -32,6 +32,7 @@ import (
 	"distri.dev/distri/lib/pb"
 	"distri.dev/distri/lib/pkgname"
 	"distri.dev/distri/lib/recipe"
+	"distri.dev/distri/lib/sandbox"
 	"distri.dev/distri/lib/squashfs"
 )
 
@@ -58,6 +59,10 @@ type Options struct {
 	// ninja -j); 0 means the number of CPUs. It is no input of the
 	// package: the same recipe gives the same bytes with any Jobs.
 	Jobs int
+	// Limits bounds each sandboxed build step: processes, memory, CPU
+	// weight, wall-clock time, tmpfs sizes. Zero fields mean the
+	// sandbox's defaults (sandbox.Limits).
+	Limits sandbox.Limits
 	// Log, if set, receives progress lines.
 	Log func(format string, args ...any)
 }

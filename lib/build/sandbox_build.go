@@ -394,6 +394,7 @@ func (b *Builder) buildSandboxed(ctx context.Context, r *Recipe) (_ string, err 
 		Env:      env,
 		Dir:      paths.buildDir,
 		Hostname: "distri-build",
+		Limits:   b.opts.Limits,
 	}
 	if _, err := b.runSteps(ctx, r, steps, base, logFile, logPath); err != nil {
 		return "", err
