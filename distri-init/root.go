@@ -66,7 +66,8 @@ func newRootCmd(stdio cli.Stdio) *cobra.Command {
 		Long: `distri-init is PID 1 in the distri initramfs and in the booted system.
 
 The kernel starts it; run by hand it offers the stages as commands (they
-expect to be PID 1) and a few helpers. "go doc distri.dev/distri/distri-init"
+refuse to run unless they are PID 1, since they mount over /dev and power
+off) and a few helpers. "go doc distri.dev/distri/distri-init"
 lists every kernel command line parameter it honours.
 
 Examples:

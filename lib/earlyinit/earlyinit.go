@@ -71,10 +71,20 @@ type booter struct {
 	consolePath string
 }
 
+// ErrNotPID1 is returned by Run when the process is not PID 1: a stage
+// mounts over /dev, /proc and /sys and powers the machine off when it
+// fails, which only the kernel's init may do. Run refuses before it
+// touches anything.
+var ErrNotPID1 = errors.New("not PID 1: the kernel starts this stage as init; it mounts over /dev and powers off when it fails")
+
 // Run boots: it finds, unlocks and mounts the root and execs its init.
-// It returns only if booting failed and there was no way to power off
-// (e.g. it is not PID 1); it never returns after a successful boot.
+// It returns only if booting failed and there was no way to power off,
+// or at once with ErrNotPID1 when it is not PID 1; it never returns
+// after a successful boot.
 func Run(ctx context.Context, opts Options) error {
+	if pid := os.Getpid(); pid != 1 {
+		return fmt.Errorf("initramfs stage (pid %d): %w", pid, ErrNotPID1)
+	}
 	start := time.Now()
 	mounted, mountErr := pid1.MountAll(pid1.APIMounts)
 	b := &booter{log: opts.Log, start: start, devs: blockdev.New(""), consolePath: "/dev/console"}

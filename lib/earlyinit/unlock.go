@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -33,6 +34,13 @@ func (b *booter) unlock(ctx context.Context, dev *blockdev.Device, name string) 
 	hdr, err := luks.ReadHeader(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dev.Path, err)
+	}
+	// A keyslot whose argon2 memory exceeds what is free would get PID 1
+	// killed by the OOM killer; Unlock skips it with a message instead.
+	if avail, err := memAvailable("/proc/meminfo"); err == nil {
+		hdr.MaxMemory = avail
+	} else {
+		b.log.Printf("no limit on LUKS KDF memory: %v", err)
 	}
 	var vol *luks.Volume
 	if kf := b.cmdline.KeyFile; kf != "" {
@@ -138,4 +146,28 @@ func (b *booter) askPassphrase(prompt string) ([]byte, error) {
 			return nil, errors.New("console closed")
 		}
 	}
+}
+
+// memAvailable returns MemAvailable of a /proc/meminfo file, in KiB.
+func memAvailable(path string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		rest, ok := strings.CutPrefix(line, "MemAvailable:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			break
+		}
+		n, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil || n == 0 {
+			break
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("%s: no MemAvailable line", path)
 }

@@ -65,6 +65,12 @@
 //     golang.org/x/crypto/xts, which is several times slower per sector;
 //     the tests check it against x/crypto/xts, the IEEE 1619 vectors and
 //     data that cryptsetup encrypted.
+//   - A header's KDF costs are bounded before any work: cryptsetup's own
+//     limits (argon2 memory 4 GiB, parallel cost 4) and ours where it has
+//     none (argon2 time × memory at most 32 GiB-passes, PBKDF2 at most
+//     2^26 iterations), so a hostile header cannot stall the boot for
+//     hours; [Header.MaxMemory] skips keyslots the machine cannot afford
+//     instead of running out of memory. docs/luks.md has the table.
 //   - Format wipes the whole keyslots area, as cryptsetup does, so no
 //     stale key material of an earlier volume survives there.
 package luks

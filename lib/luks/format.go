@@ -92,6 +92,9 @@ func (o *FormatOptions) withDefaults() (FormatOptions, layout, error) {
 	if opts.DigestIterations == 0 {
 		opts.DigestIterations = defaultDigestIterations
 	}
+	if opts.DigestIterations > maxPBKDF2Iterations {
+		return opts, layout{}, fmt.Errorf("digest iterations %d: at most %d", opts.DigestIterations, maxPBKDF2Iterations)
+	}
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}

@@ -47,6 +47,12 @@ type Header struct {
 	// Segments lists the data segments in id order. A volume that is not
 	// under reencryption has exactly one.
 	Segments []Segment
+	// MaxMemory, if not zero, is how much argon2 memory in KiB Unlock may
+	// use, e.g. MemAvailable from /proc/meminfo. Unlock skips a keyslot
+	// that needs more, with an error naming it, instead of letting the
+	// allocation get the process killed (in an initramfs that is PID 1,
+	// and the boot is lost). Zero means only the 4 GiB format limit.
+	MaxMemory uint64
 
 	meta *metadata
 }

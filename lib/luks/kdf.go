@@ -57,8 +57,11 @@ func (k KDF) withDefaults() (KDF, error) {
 		if k.Memory < 8*uint32(k.Threads) || k.Memory > maxArgonMemory {
 			return k, fmt.Errorf("argon2 memory %d KiB out of range [%d, %d]", k.Memory, 8*uint32(k.Threads), maxArgonMemory)
 		}
-		if k.Time > maxArgonTime {
-			return k, fmt.Errorf("argon2 time %d too large", k.Time)
+		if k.Threads > maxArgonThreads {
+			return k, fmt.Errorf("argon2 threads %d: at most %d (cryptsetup's maximum)", k.Threads, maxArgonThreads)
+		}
+		if k.Time > maxArgonTime || uint64(k.Time)*uint64(k.Memory) > maxArgonWork {
+			return k, fmt.Errorf("argon2 time %d with %d KiB: at most %d KiB-passes", k.Time, k.Memory, maxArgonWork)
 		}
 		k.Hash, k.Iterations = "", 0
 	case "pbkdf2":
@@ -70,6 +73,9 @@ func (k KDF) withDefaults() (KDF, error) {
 		}
 		if k.Iterations == 0 {
 			k.Iterations = defaultPBKDF2Iter
+		}
+		if k.Iterations > maxPBKDF2Iterations {
+			return k, fmt.Errorf("pbkdf2 iterations %d: at most %d", k.Iterations, maxPBKDF2Iterations)
 		}
 		k.Time, k.Memory, k.Threads = 0, 0, 0
 	default:

@@ -8,15 +8,31 @@ import (
 )
 
 // Limits that keep a hostile header from making us allocate or compute
-// without bound. They match or exceed what cryptsetup itself accepts.
+// without bound (the boot waits for Unlock). Where cryptsetup has a limit
+// (crypt_pbkdf_get_limits in its utils_pbkdf.c: argon2 memory at most
+// 4 GiB, parallel cost at most 4), the limit is cryptsetup's; where
+// cryptsetup has none (it allows argon2 time costs and PBKDF2 iterations
+// up to 2^32-1, hours of work), the limit is ours, chosen to admit every
+// header cryptsetup's benchmark makes with its default --iter-time and
+// several times that.
 const (
 	maxKeyslots     = 32        // cryptsetup's LUKS2_KEYSLOTS_MAX
 	maxKeyslotsSize = 128 << 20 // cryptsetup's LUKS2_MAX_KEYSLOTS_SIZE
 	maxKeySize      = 512       // bytes of a volume or area key
 	maxStripes      = 4000 * 16
 	maxArgonMemory  = 4 << 20 // KiB: cryptsetup's maximum, 4 GiB
+	maxArgonThreads = 4       // cryptsetup's maximum parallel cost
 	maxArgonTime    = 1 << 20
-	maxSaltSize     = 1024
+	// maxArgonWork bounds time × memory (KiB): 32 GiB-passes, e.g. 4 GiB
+	// with 8 passes or 1 GiB with 32 (cryptsetup's benchmark picks 1 GiB
+	// and about 4 to 10 passes). Go's argon2 does about 1 GiB-pass per
+	// 1 to 4 s on one core, so the worst keyslot costs minutes, not days.
+	maxArgonWork = 32 << 20
+	// maxPBKDF2Iterations bounds PBKDF2 iteration counts, of keyslots
+	// and digests: 2^26, about 67 million, 1 to 4 minutes in Go on one
+	// core (cryptsetup's benchmark picks a few million for 2 s).
+	maxPBKDF2Iterations = 1 << 26
+	maxSaltSize         = 1024
 )
 
 // metadata is the JSON area of a LUKS2 header. Unknown fields and unknown
@@ -277,15 +293,22 @@ func (k *jsonKDF) validate() error {
 		if k.Hash == "" || k.Iterations == 0 {
 			return fmt.Errorf("kdf: pbkdf2 needs hash and iterations")
 		}
+		if k.Iterations > maxPBKDF2Iterations {
+			return fmt.Errorf("kdf: pbkdf2 iterations %d exceed the limit of %d", k.Iterations, maxPBKDF2Iterations)
+		}
 	case "argon2i", "argon2id":
 		if k.Time == 0 || k.Time > maxArgonTime {
-			return fmt.Errorf("kdf: bad argon2 time %d", k.Time)
+			return fmt.Errorf("kdf: argon2 time %d out of range [1, %d]", k.Time, maxArgonTime)
 		}
 		if k.Memory == 0 || k.Memory > maxArgonMemory {
-			return fmt.Errorf("kdf: bad argon2 memory %d KiB", k.Memory)
+			return fmt.Errorf("kdf: argon2 memory %d KiB out of range [1, %d] (cryptsetup's maximum)", k.Memory, maxArgonMemory)
 		}
-		if k.CPUs == 0 || k.CPUs > 255 {
-			return fmt.Errorf("kdf: bad argon2 cpus %d", k.CPUs)
+		if k.CPUs == 0 || k.CPUs > maxArgonThreads {
+			return fmt.Errorf("kdf: argon2 cpus %d out of range [1, %d] (cryptsetup's maximum)", k.CPUs, maxArgonThreads)
+		}
+		if uint64(k.Time)*uint64(k.Memory) > maxArgonWork {
+			return fmt.Errorf("kdf: argon2 time %d × memory %d KiB exceed the limit of %d KiB-passes (e.g. 4 GiB with %d passes)",
+				k.Time, k.Memory, maxArgonWork, maxArgonWork/maxArgonMemory)
 		}
 	default:
 		return fmt.Errorf("kdf type %q: %w", k.Type, ErrUnsupported)
@@ -325,6 +348,9 @@ func (d *jsonDigest) validate(m *metadata) error {
 	}
 	if d.Hash == "" || d.Iterations == 0 {
 		return fmt.Errorf("pbkdf2 needs hash and iterations")
+	}
+	if d.Iterations > maxPBKDF2Iterations {
+		return fmt.Errorf("pbkdf2 iterations %d exceed the limit of %d", d.Iterations, maxPBKDF2Iterations)
 	}
 	if len(d.Salt) == 0 || len(d.Salt) > maxSaltSize {
 		return fmt.Errorf("bad salt length %d", len(d.Salt))

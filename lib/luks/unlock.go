@@ -98,6 +98,11 @@ func (h *Header) Unlock(r io.ReaderAt, passphrase []byte) (*Volume, error) {
 	tried := 0
 	for _, c := range cands {
 		ks := m.Keyslots[c.id]
+		if k := ks.KDF; h.MaxMemory != 0 && k.Type != "pbkdf2" && uint64(k.Memory) > h.MaxMemory {
+			errs = append(errs, fmt.Errorf("keyslot %s: argon2 memory %d KiB exceeds the %d KiB available: %w",
+				c.id, k.Memory, h.MaxMemory, ErrUnsupported))
+			continue
+		}
 		key, err := openKeyslot(r, ks, passphrase)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("keyslot %s: %w", c.id, err))

@@ -82,9 +82,19 @@ type system struct {
 	fstab   *fstab.Mounted
 }
 
+// ErrNotPID1 is returned by Run when the process is not PID 1: the stage
+// mounts the API file systems, starts /ro and powers the machine off at
+// the end, which only the kernel's init may do. Run refuses before it
+// touches anything.
+var ErrNotPID1 = errors.New("not PID 1: the kernel starts this stage as init; it mounts over /dev and powers off at its end")
+
 // Run brings the system up. It returns only on an error before
-// supervision started or if it could not power off.
+// supervision started, if it could not power off, or at once with
+// ErrNotPID1 when it is not PID 1.
 func Run(ctx context.Context, opts Options) error {
+	if pid := os.Getpid(); pid != 1 {
+		return fmt.Errorf("system stage (pid %d): %w", pid, ErrNotPID1)
+	}
 	s := &system{log: opts.Log, start: time.Now()}
 	mounted, err := pid1.MountAll(systemMounts)
 	if s.log == nil {
