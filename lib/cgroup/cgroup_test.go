@@ -337,3 +337,24 @@ func TestKillForkBomb(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkGroup measures what a group costs a sandboxed step: create with
+// limits, read the events, kill (an empty group) and remove.
+func BenchmarkGroup(b *testing.B) {
+	distritest.NeedRoot(b)
+	for b.Loop() {
+		g, err := New(fmt.Sprintf("distri-cgroup-bench-%d", os.Getpid()), Limits{Pids: 4096, Memory: 1 << 30, CPUWeight: 100})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := g.Events(); err != nil {
+			b.Fatal(err)
+		}
+		if err := g.Kill(); err != nil {
+			b.Fatal(err)
+		}
+		if err := g.Remove(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
