@@ -3,6 +3,7 @@ package initconfig
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -135,19 +136,23 @@ func ParseCmdline(s string) (Cmdline, error) {
 	var c Cmdline
 	var errs []error
 	names := map[string]int{} // UUID → index in c.LUKS
-	addLUKS := func(uuid, name string) {
+	addLUKS := func(uuid, name string) error {
 		uuid = strings.ToLower(strings.TrimPrefix(uuid, "luks-"))
+		if uuid == "" {
+			return errors.New("empty UUID")
+		}
 		if i, ok := names[uuid]; ok {
 			if name != "" {
 				c.LUKS[i].Name = name
 			}
-			return
+			return nil
 		}
 		if name == "" {
 			name = "luks-" + uuid
 		}
 		names[uuid] = len(c.LUKS)
 		c.LUKS = append(c.LUKS, LUKS{UUID: uuid, Name: name})
+		return nil
 	}
 	for _, p := range SplitCmdline(s) {
 		k, v, hasValue := strings.Cut(p, "=")
@@ -169,8 +174,8 @@ func ParseCmdline(s string) (Cmdline, error) {
 			c.Fuse = v
 		case "rd.luks.uuid":
 			for u := range strings.SplitSeq(v, ",") {
-				if u != "" {
-					addLUKS(u, "")
+				if u != "" && err == nil {
+					err = addLUKS(u, "")
 				}
 			}
 		case "rd.luks.name":
@@ -179,7 +184,7 @@ func ParseCmdline(s string) (Cmdline, error) {
 				err = errors.New("want rd.luks.name=UUID=NAME")
 				break
 			}
-			addLUKS(uuid, name)
+			err = addLUKS(uuid, name)
 		case "rd.luks.key":
 			// systemd also allows PATH:DEVICE and UUID=PATH; only a
 			// path in the initramfs is supported.
@@ -202,16 +207,24 @@ func ParseCmdline(s string) (Cmdline, error) {
 	return c, errors.Join(errs...)
 }
 
+// maxTimeout is the largest rd.timeout= that fits a time.Duration, in
+// seconds (about 292 years). Larger values, infinities and NaN are
+// errors: converted, they would wrap around to a negative Duration,
+// which means "forever", or to a tiny one.
+const maxTimeout = float64(math.MaxInt64 / int64(time.Second))
+
 func parseTimeout(v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil {
 		secs, err2 := strconv.ParseFloat(v, 64)
-		if err2 != nil || secs < 0 {
-			return 0, fmt.Errorf("want seconds, e.g. rd.timeout=30")
+		if err2 != nil || math.IsNaN(secs) || secs < 0 || secs > maxTimeout {
+			return 0, fmt.Errorf("want seconds from 0 (forever) to %.0f, e.g. rd.timeout=30", maxTimeout)
 		}
 		d = time.Duration(secs * float64(time.Second))
+	} else if d < 0 {
+		return 0, fmt.Errorf("negative duration %s", v)
 	}
-	if d <= 0 {
+	if d == 0 {
 		return -1, nil // forever
 	}
 	return d, nil
@@ -255,7 +268,11 @@ func (c Cmdline) String() string {
 			add("rd.luks.name", l.UUID+"="+l.Name)
 		}
 	}
-	add("rd.luks.key", c.KeyFile)
+	key := c.KeyFile
+	if !strings.HasPrefix(key, "/") && strings.Contains(key, "=") {
+		key = "=" + key // else the part before "=" reads as a device
+	}
+	add("rd.luks.key", key)
 	switch {
 	case c.Timeout < 0:
 		p = append(p, "rd.timeout=0")

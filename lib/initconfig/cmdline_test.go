@@ -1,6 +1,7 @@
 package initconfig
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -91,6 +92,37 @@ func TestParseCmdline(t *testing.T) {
 			}
 			if diff := cmp.Diff(got, again); diff != "" {
 				t.Errorf("round trip through %q mismatch (-want +got):\n%s", got.String(), diff)
+			}
+		})
+	}
+}
+
+// TestParseTimeoutHostile feeds rd.timeout= values that used to wrap
+// around to a negative Duration (which means "wait forever") or parse as
+// NaN: each must be an error naming rd.timeout.
+func TestParseTimeoutHostile(t *testing.T) {
+	for _, v := range []string{"NaN", "nan", "Inf", "+Inf", "-Inf", "infinity", "1e300", "9223372037", "-1", "-5s", "0x1p80"} {
+		t.Run(v, func(t *testing.T) {
+			c, err := ParseCmdline("rd.timeout=" + v)
+			if err == nil || !strings.Contains(err.Error(), "rd.timeout="+v) {
+				t.Errorf("ParseCmdline(rd.timeout=%s) = %v (Timeout %v), want an error naming it", v, err, c.Timeout)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"9223372036", 9223372036 * time.Second},
+		{"0", -1},
+		{"0s", -1},
+		{"1.5", 1500 * time.Millisecond},
+		{"2m", 2 * time.Minute},
+	} {
+		t.Run(tt.in, func(t *testing.T) {
+			c, err := ParseCmdline("rd.timeout=" + tt.in)
+			if err != nil || c.Timeout != tt.want {
+				t.Errorf("ParseCmdline(rd.timeout=%s) = %v, %v, want %v", tt.in, c.Timeout, err, tt.want)
 			}
 		})
 	}
