@@ -28,6 +28,11 @@
 //     nginx's gzip_static takes Last-Modified and the ETag from the .gz
 //     file; with equal mtimes every representation reports the same time,
 //     and a sibling is known current when its mtime matches.
+//   - The signature's trusted comment carries the time stamp, and with
+//     IndexOptions.ValidFor and Name an expiry and the repository's name
+//     (format and client checks: lib/repo/freshness.go). The expiry is
+//     off by default: a repository that is not re-signed regularly would
+//     otherwise stop working, so it is the publisher's decision.
 //   - The cache is keyed by file name, size and mtime (in nanoseconds). A
 //     file rewritten in place with the same size within one mtime tick is
 //     not noticed; packages are written once under a new name, so this
@@ -53,6 +58,7 @@ import (
 	"distri.dev/distri/lib/minisign"
 	"distri.dev/distri/lib/pb"
 	"distri.dev/distri/lib/pkgname"
+	"distri.dev/distri/lib/repo"
 )
 
 // Names of the repository files [Index] writes in <repo>/pkg.
@@ -76,6 +82,14 @@ type IndexOptions struct {
 	Log *log.Logger
 	// Now is the signature's time stamp; zero means time.Now.
 	Now time.Time
+	// ValidFor, if positive, is how long after Now the index expires:
+	// clients refuse it afterwards, so a mirror cannot go on serving it
+	// once the repository has moved on (re-sign before it runs out).
+	ValidFor time.Duration
+	// Name, if not empty, is the repository's name, signed into the
+	// index so that a client configured for another repository refuses
+	// it (repo.CheckName says what a name may be).
+	Name string
 }
 
 // Index writes the repository's index, its signature, the pointer metas
@@ -93,6 +107,14 @@ func Index(opts IndexOptions) (string, error) {
 	}
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
+	}
+	if opts.ValidFor < 0 {
+		return "", fmt.Errorf("index %s: negative validity %v", opts.Repo, opts.ValidFor)
+	}
+	if opts.Name != "" {
+		if err := repo.CheckName(opts.Name); err != nil {
+			return "", fmt.Errorf("index %s: %w", opts.Repo, err)
+		}
 	}
 	pkgs, err := findPackages(pkgDir)
 	if err != nil {
@@ -185,7 +207,11 @@ func Index(opts IndexOptions) (string, error) {
 	if err := compressSiblings(indexPath); err != nil {
 		return "", fmt.Errorf("index %s: %w", opts.Repo, err)
 	}
-	sig, err := minisign.Sign(opts.Key, bytes.NewReader(b), fmt.Sprintf("timestamp:%d\tfile:%s", opts.Now.Unix(), IndexFile))
+	stamp := repo.Stamp{Signed: opts.Now, File: IndexFile, Repo: opts.Name}
+	if opts.ValidFor > 0 {
+		stamp.Expires = opts.Now.Add(opts.ValidFor)
+	}
+	sig, err := minisign.Sign(opts.Key, bytes.NewReader(b), stamp.String())
 	if err != nil {
 		return "", fmt.Errorf("index %s: %w", opts.Repo, err)
 	}

@@ -100,6 +100,9 @@ type Options struct {
 	// ("zstd", "gzip"); an empty list asks for identity. nil means
 	// [AutoEncodings] of the URL.
 	Encodings []string
+	// Trust says what the index's signed trusted comment must say
+	// (repository name, expiry, rollback check; freshness.go).
+	Trust Trust
 }
 
 // Compressed are the transport encodings a repository client asks for
@@ -225,7 +228,10 @@ func (r *Repo) verifiedIndex(ctx context.Context, m proto.Message, uo proto.Unma
 	verified := make(chan struct{})
 	go func() {
 		defer close(verified)
-		_, verifyErr = minisign.Verify(bytes.NewReader(idx.Bytes()), sig.Bytes(), r.opts.Keys...)
+		var comment string
+		if comment, verifyErr = minisign.Verify(bytes.NewReader(idx.Bytes()), sig.Bytes(), r.opts.Keys...); verifyErr == nil {
+			_, verifyErr = r.opts.Trust.Check(comment) // freshness.go
+		}
 	}()
 	parseErr := uo.Unmarshal(idx.Bytes(), m)
 	<-verified

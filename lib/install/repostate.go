@@ -1,0 +1,98 @@
+package install
+
+// The newest index time stamp accepted from each repository, kept in the
+// root so that an older, validly signed index replayed later (a rollback
+// to revisions with known holes) is refused (repo.CheckRollback).
+//
+//	<root>/var/lib/distri/repos/<name>.json           a named repository (repos.d name=)
+//	<root>/var/lib/distri/repos/by-url/<hash>.json    an unnamed one: the first 16 hex digits of its URL's sha256
+//	<root>/var/lib/distri/repos/.lock                 flock(2)ed while a file is read and replaced
+//
+// Each file is replaced atomically (renameio). A file that does not
+// parse is an error naming it, not a reason to start over: starting over
+// would accept any old index.
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/renameio/v2"
+	"golang.org/x/sys/unix"
+
+	"distri.dev/distri/lib/repo"
+)
+
+// stateDir is where, under the root, the newest index time stamps are.
+const stateDir = "var/lib/distri/repos"
+
+// repoState reads and writes the files in dir.
+type repoState struct {
+	dir string
+}
+
+// repoRecord is one repository's file.
+type repoRecord struct {
+	Repository string    `json:"repository"` // name or URL
+	URL        string    `json:"url"`        // the URL the index came from last
+	Timestamp  int64     `json:"timestamp"`  // of the newest index accepted, seconds since 1970
+	Signed     time.Time `json:"signed"`     // the same, for people
+}
+
+// path returns the file of the repository id (a name if named, else its URL).
+func (s *repoState) path(id string, named bool) string {
+	if named {
+		return filepath.Join(s.dir, id+".json")
+	}
+	h := sha256.Sum256([]byte(id))
+	return filepath.Join(s.dir, "by-url", hex.EncodeToString(h[:8])+".json")
+}
+
+// seen refuses st if it is older than the newest stamp recorded for the
+// repository id, and records it if it is newer.
+func (s *repoState) seen(id string, named bool, url string, st repo.Stamp) error {
+	p := s.path(id, named)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("remember index time stamp: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(s.dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("remember index time stamp: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("remember index time stamp: lock %s: %w", lock.Name(), err)
+	}
+	var old repoRecord
+	b, err := os.ReadFile(p)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("remember index time stamp: %w", err)
+	default:
+		if err := json.Unmarshal(b, &old); err != nil || old.Timestamp <= 0 {
+			return fmt.Errorf("%s: not a repository state file (%v): remove it to accept any index of %s once", p, err, id)
+		}
+		if err := repo.CheckRollback(id, repo.Stamp{Signed: time.Unix(old.Timestamp, 0)}, st); err != nil {
+			return err
+		}
+		if old.Timestamp >= st.Signed.Unix() {
+			return nil
+		}
+	}
+	rec := repoRecord{Repository: id, URL: url, Timestamp: max(st.Signed.Unix(), old.Timestamp)}
+	rec.Signed = time.Unix(rec.Timestamp, 0).UTC()
+	out, err := json.MarshalIndent(rec, "", "\t")
+	if err != nil {
+		return err
+	}
+	if err := renameio.WriteFile(p, append(out, '\n'), 0o644); err != nil {
+		return fmt.Errorf("remember index time stamp: %w", err)
+	}
+	return nil
+}
