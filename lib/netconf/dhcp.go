@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -200,6 +201,10 @@ type Lease struct {
 	Renew    time.Duration // T1, option 58; 0 if not given
 	Rebind   time.Duration // T2, option 59; 0 if not given
 	Server   netip.Addr    // option 54
+	// Ignored says which options were dropped as invalid, e.g.
+	// `domain "lan\noptions ndots:15": not a DNS name`; Result.String
+	// logs them.
+	Ignored []string
 }
 
 // infinite is the lease time that never ends (0xffffffff s).
@@ -213,7 +218,7 @@ func (l *Lease) times() (t1, t2 time.Duration) {
 		t1 = l.Duration / 2
 	}
 	if t2 <= t1 || t2 >= l.Duration {
-		t2 = l.Duration * 7 / 8
+		t2 = l.Duration / 8 * 7 // not *7/8: a lease of decades overflows
 	}
 	return t1, t2
 }
@@ -249,8 +254,25 @@ func (m *Message) Lease() (*Lease, error) {
 	if r := addrs(m.Option(OptRouter)); len(r) > 0 {
 		l.Router = r[0]
 	}
-	l.DNS = addrs(m.Option(OptDNS))
-	l.Domain = string(m.Option(OptDomainName))
+	for _, a := range addrs(m.Option(OptDNS)) {
+		if err := checkDNSServer(a); err != nil {
+			l.Ignored = append(l.Ignored, fmt.Sprintf("dns server %s: %v", a, err))
+			continue
+		}
+		l.DNS = append(l.DNS, a)
+	}
+	if d := m.Option(OptDNS); len(d)%4 != 0 {
+		l.Ignored = append(l.Ignored, fmt.Sprintf("dns servers: %d trailing bytes", len(d)%4))
+	}
+	if d := m.Option(OptDomainName); d != nil {
+		// Some servers NUL-terminate the name (RFC 2132 says not to).
+		name := strings.TrimSuffix(string(d), "\x00")
+		if err := checkDomain(name); err != nil {
+			l.Ignored = append(l.Ignored, fmt.Sprintf("domain %q: %v", name, err))
+		} else {
+			l.Domain = name
+		}
+	}
 	if d := m.Option(OptMTU); len(d) == 2 {
 		if mtu := int(binary.BigEndian.Uint16(d)); mtu >= 68 {
 			l.MTU = mtu
@@ -269,4 +291,49 @@ func (m *Message) Lease() (*Lease, error) {
 		l.Server = s[0]
 	}
 	return l, nil
+}
+
+// checkDomain reports whether name is a DNS name that may go on a
+// resolv.conf "search" line: labels of letters, digits and hyphens
+// (RFC 1123 host names, which allow a leading digit), 1 to 63 bytes,
+// not beginning or ending with a hyphen; at most 253 bytes in all; one
+// trailing dot allowed. A DHCP server (or anyone on the link who answers
+// first) sends it; written unchecked, "lan\nnameserver 6.6.6.6" adds a
+// resolver and "lan options ndots:15" changes the resolver's options.
+func checkDomain(name string) error {
+	name = strings.TrimSuffix(name, ".")
+	if name == "" || len(name) > 253 {
+		return fmt.Errorf("not a DNS name: %d bytes, want 1 to 253", len(name))
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if len(label) == 0 || len(label) > 63 {
+			return fmt.Errorf("not a DNS name: a label of %d bytes, want 1 to 63", len(label))
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("not a DNS name: label %q begins or ends with a hyphen", label)
+		}
+		for _, c := range []byte(label) {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return fmt.Errorf("not a DNS name: byte %q", c)
+			}
+		}
+	}
+	return nil
+}
+
+// checkDNSServer reports whether a may be a resolver: a unicast address
+// other than 0.0.0.0, broadcast and loopback (a server on the network
+// cannot know what listens on our loopback).
+func checkDNSServer(a netip.Addr) error {
+	switch {
+	case !a.IsValid() || a.IsUnspecified():
+		return errors.New("unspecified address")
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return errors.New("broadcast address")
+	case a.IsMulticast():
+		return errors.New("multicast address")
+	case a.IsLoopback():
+		return errors.New("loopback address")
+	}
+	return nil
 }

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -223,6 +226,106 @@ func TestLeaseTimes(t *testing.T) {
 	} {
 		if t1, t2 := tt.l.times(); t1 != tt.t1 || t2 != tt.t2 {
 			t.Errorf("%+v: T1 %v T2 %v, want %v %v", tt.l, t1, t2, tt.t1, tt.t2)
+		}
+	}
+}
+
+// TestLeaseHostileOptions attacks resolv.conf through a DHCP reply: a
+// domain option with a newline used to add a "nameserver" line and one
+// with a space an "options" line; DNS "servers" 0.0.0.0, broadcast,
+// multicast and loopback went in unchecked. Each must be dropped, and
+// said so, while the valid rest of the lease stays.
+func TestLeaseHostileOptions(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		domain     string // option 15 as sent
+		dns        []byte // option 6 as sent
+		wantDomain string
+		wantDNS    []netip.Addr
+		wantIgnore []string // substrings of Lease.Ignored, in order
+	}{
+		{"newline nameserver", "lan\nnameserver 6.6.6.6", []byte{10, 0, 2, 3}, "", []netip.Addr{netip.MustParseAddr("10.0.2.3")},
+			[]string{`domain "lan\nnameserver 6.6.6.6": not a DNS name: byte '\n'`}},
+		{"space options", "lan options ndots:15", nil, "", nil, []string{`domain "lan options ndots:15": not a DNS name: byte ' '`}},
+		{"carriage return", "lan\rsearch evil", nil, "", nil, []string{`not a DNS name: byte '\r'`}},
+		{"leading hyphen", "-lan", nil, "", nil, []string{`label "-lan" begins or ends with a hyphen`}},
+		{"empty label", "a..b", nil, "", nil, []string{`a label of 0 bytes`}},
+		{"long label", strings.Repeat("a", 64) + ".org", nil, "", nil, []string{`a label of 64 bytes`}},
+		{"long name", strings.Repeat("a.", 127) + "b", nil, "", nil, []string{`255 bytes, want 1 to 253`}},
+		{"underscore", "my_lan", nil, "", nil, []string{`byte '_'`}},
+		{"only a dot", ".", nil, "", nil, []string{`domain ".": not a DNS name`}},
+		{"good with digits, trailing dot and NUL", "1und1.example-net.de.\x00", nil, "1und1.example-net.de.", nil, nil},
+		{"bad servers", "lan",
+			[]byte{0, 0, 0, 0, 255, 255, 255, 255, 224, 0, 0, 251, 127, 0, 0, 53, 192, 0, 2, 53, 1, 2},
+			"lan", []netip.Addr{netip.MustParseAddr("192.0.2.53")},
+			[]string{"dns server 0.0.0.0: unspecified", "dns server 255.255.255.255: broadcast", "dns server 224.0.0.251: multicast",
+				"dns server 127.0.0.53: loopback", "dns servers: 2 trailing bytes"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := []byte{53, 1, Ack, 54, 4, 10, 0, 2, 2, 15, byte(len(tt.domain))}
+			opts = append(opts, tt.domain...)
+			if tt.dns != nil {
+				opts = append(append(opts, 6, byte(len(tt.dns))), tt.dns...)
+			}
+			m, err := Unmarshal(reply(1, [4]byte{10, 0, 2, 15}, opts...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := m.Lease()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Domain != tt.wantDomain {
+				t.Errorf("Domain = %q, want %q", l.Domain, tt.wantDomain)
+			}
+			if diff := cmp.Diff(tt.wantDNS, l.DNS, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Errorf("DNS mismatch (-want +got):\n%s", diff)
+			}
+			if len(l.Ignored) != len(tt.wantIgnore) {
+				t.Fatalf("Ignored = %q, want %d entries like %q", l.Ignored, len(tt.wantIgnore), tt.wantIgnore)
+			}
+			for i, want := range tt.wantIgnore {
+				if !strings.Contains(l.Ignored[i], want) {
+					t.Errorf("Ignored[%d] = %q, want it to contain %q", i, l.Ignored[i], want)
+				}
+			}
+			// Whatever got through makes a resolv.conf of only marker,
+			// comment, search and nameserver lines.
+			p := filepath.Join(t.TempDir(), "resolv.conf")
+			if err := WriteResolv(p, "eth0", l); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(p)
+			for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+				if line != ResolvMarker && !strings.HasPrefix(line, "# DHCP on ") &&
+					!strings.HasPrefix(line, "nameserver ") && line != "search "+tt.wantDomain {
+					t.Errorf("resolv.conf line %q", line)
+				}
+				if strings.Contains(line, "6.6.6.6") || strings.Contains(line, "options") {
+					t.Errorf("resolv.conf line %q came from the attack", line)
+				}
+			}
+			r := Result{Interface: "eth0", Lease: l}
+			if len(tt.wantIgnore) > 0 && !strings.Contains(r.String(), "; ignored invalid ") {
+				t.Errorf("console line %q does not name what was ignored", r)
+			}
+		})
+	}
+}
+
+// TestWriteResolvRefusesBadLease checks the second line of defence: a
+// Lease made elsewhere with a bad domain or server writes nothing.
+func TestWriteResolvRefusesBadLease(t *testing.T) {
+	for _, l := range []*Lease{
+		{Domain: "lan\nnameserver 6.6.6.6", DNS: []netip.Addr{netip.MustParseAddr("10.0.2.3")}},
+		{DNS: []netip.Addr{netip.MustParseAddr("0.0.0.0")}},
+	} {
+		p := filepath.Join(t.TempDir(), "resolv.conf")
+		if err := WriteResolv(p, "eth0", l); err == nil {
+			t.Errorf("WriteResolv(%+v) succeeded", l)
+		}
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("WriteResolv(%+v) wrote %s", l, p)
 		}
 	}
 }

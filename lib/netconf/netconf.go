@@ -18,7 +18,11 @@
 //   - From the ACK: the address with its subnet mask (option 1), the
 //     default route through the first router (option 3; a router outside
 //     the subnet gets a link route first), the MTU (option 26), and the
-//     DNS servers (6) and domain (15) in /etc/resolv.conf.
+//     DNS servers (6) and domain (15) in /etc/resolv.conf. Anyone on the
+//     link may answer, so the domain must be a DNS name (RFC 1123
+//     labels) and the servers unicast addresses; invalid ones are
+//     dropped and named on the lease's console line (Lease.Ignored), so
+//     that a domain cannot smuggle "nameserver" or "options" lines in.
 //   - /etc/resolv.conf is written (atomically: a temporary file renamed)
 //     only if it is missing or its first line is [ResolvMarker], which
 //     it writes: a file someone else wrote is never replaced. With
@@ -116,6 +120,9 @@ func (r Result) String() string {
 		s += fmt.Sprintf(", mtu %d", l.MTU)
 	}
 	s += fmt.Sprintf(" (dhcp, %.1fs)", r.Took.Seconds())
+	if len(l.Ignored) > 0 {
+		s += "; ignored invalid " + strings.Join(l.Ignored, ", ")
+	}
 	if r.Err != nil {
 		s += ": " + r.Err.Error()
 	}
@@ -372,12 +379,21 @@ func WriteResolv(path, ifname string, l *Lease) error {
 	case !bytes.HasPrefix(old, []byte(ResolvMarker+"\n")):
 		return nil // not ours
 	}
+	// Lease parsing dropped invalid names and addresses already; check
+	// again for leases made elsewhere, since one stray newline here
+	// would add resolver lines.
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n# DHCP on %s\n", ResolvMarker, ifname)
 	if l.Domain != "" {
+		if err := checkDomain(l.Domain); err != nil {
+			return fmt.Errorf("resolv.conf: domain %q: %w", l.Domain, err)
+		}
 		fmt.Fprintf(&b, "search %s\n", l.Domain)
 	}
 	for _, a := range l.DNS {
+		if err := checkDNSServer(a); err != nil {
+			return fmt.Errorf("resolv.conf: dns server %s: %w", a, err)
+		}
 		fmt.Fprintf(&b, "nameserver %s\n", a)
 	}
 	if err := renameio.WriteFile(path, []byte(b.String()), 0o644, renameio.WithTempDir(filepath.Dir(path))); err != nil {

@@ -160,12 +160,23 @@ func (s *dhcpServer) serve(t *testing.T) {
 			Options: []Option{{OptMessageType, []byte{typ}}, {OptServerID, []byte{192, 0, 2, 1}},
 				{OptSubnetMask, []byte{255, 255, 255, 0}}, {OptRouter, []byte{192, 0, 2, 1}},
 				{OptDNS, []byte{192, 0, 2, 53}}, {OptMTU, []byte{0x05, 0x78}}, {OptLeaseTime, []byte{0, 0, 0, 2}}}}
+		// A hostile server: a domain that would add resolv.conf lines,
+		// DNS servers that are no servers.
+		reply.Options = append(reply.Options, Option{OptDomainName, []byte(hostileDomain)})
+		for i, o := range reply.Options {
+			if o.Code == OptDNS {
+				reply.Options[i].Data = []byte{0, 0, 0, 0, 192, 0, 2, 53, 255, 255, 255, 255, 127, 0, 0, 1}
+			}
+		}
 		b, _ := reply.Marshal()
 		if _, err := s.conn.WriteTo(b, to); err != nil {
 			t.Errorf("server: send to %v: %v", to, err)
 		}
 	}
 }
+
+// hostileDomain is the domain option of the test server.
+const hostileDomain = "lan\nnameserver 6.6.6.6\noptions ndots:15 rotate"
 
 func (s *dhcpServer) seen() []string {
 	s.mu.Lock()
@@ -291,8 +302,13 @@ func testNetns(t *testing.T) {
 	if err := WriteResolv(resolv, "dhc0", r.Lease); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(resolv); !strings.Contains(string(b), "nameserver 192.0.2.53\n") {
-		t.Errorf("resolv.conf: %q", b)
+	if b, _ := os.ReadFile(resolv); string(b) != ResolvMarker+"\n# DHCP on dhc0\nnameserver 192.0.2.53\n" {
+		t.Errorf("resolv.conf from a hostile server: %q, want only nameserver 192.0.2.53", b)
+	}
+	for _, want := range []string{`ignored invalid dns server 0.0.0.0: unspecified address`, `domain "lan\nnameserver 6.6.6.6\noptions ndots:15 rotate": not a DNS name`} {
+		if !strings.Contains(r.String(), want) {
+			t.Errorf("line %q does not say %q", r, want)
+		}
 	}
 
 	// The lease is for 2 s: renewed by unicast after 1 s. Then the server
