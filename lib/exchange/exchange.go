@@ -9,10 +9,13 @@ package exchange
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"path"
 	"slices"
 	"strings"
+
+	"distri.dev/distri/lib/pkgname"
 )
 
 // Dir is one exchange directory.
@@ -80,4 +83,80 @@ func Paths(fsys fs.FS) ([]string, error) {
 	}
 	slices.Sort(paths)
 	return paths, nil
+}
+
+// CheckPath returns an error unless p, an entry of a package's provides
+// (e.g. bin/bash), is a clean relative path inside an exchange directory
+// ([ImagePath]) whose components are file names: not empty, not . or ..,
+// without control characters (a newline in a name corrupts the line-based
+// files that list paths). fusefs makes /ro/<p> a symlink ../<pkg>/<image
+// path>: a ".." in p would point it out of the package, and out of /ro.
+func CheckPath(p string) error {
+	if p == "" || strings.HasPrefix(p, "/") {
+		return fmt.Errorf("provides %q: not a relative path", p)
+	}
+	for c := range strings.SplitSeq(p, "/") {
+		if c == "" || c == "." || c == ".." {
+			return fmt.Errorf("provides %q: bad component %q", p, c)
+		}
+		for _, r := range c {
+			if r < 0x20 || r == 0x7f {
+				return fmt.Errorf("provides %q: control character %q", p, r)
+			}
+		}
+	}
+	if _, ok := ImagePath(p); !ok || slices.ContainsFunc(Dirs, func(d Dir) bool { return d.Ro == p }) {
+		return fmt.Errorf("provides %q: not below an exchange directory", p)
+	}
+	return nil
+}
+
+// Provider is a package with the paths it provides, for [Shadows].
+type Provider struct {
+	Full     string   // full name, e.g. hello-amd64-2.12-1
+	Provides []string // e.g. bin/hello
+}
+
+// Shadow is a path that two packages provide: /ro shows Winner's.
+type Shadow struct {
+	Path          string // e.g. bin/hello
+	Winner, Loser string // full names
+}
+
+// Shadows returns the paths that more than one package of pkgs provides,
+// by the rule distri-fuse serves /ro with: per <name>-<arch> only the
+// highest revision takes part (pkgs should hold only those), and of two
+// packages providing a path, the one whose <name>-<arch> sorts first
+// (byte order) wins. Only shadows involving a package for which isNew
+// returns true are returned, sorted by path.
+func Shadows(pkgs []Provider, isNew func(full string) bool) []Shadow {
+	byPath := map[string][]string{}
+	for _, p := range pkgs {
+		for _, rel := range slices.Compact(slices.Sorted(slices.Values(p.Provides))) {
+			byPath[rel] = append(byPath[rel], p.Full)
+		}
+	}
+	var out []Shadow
+	for rel, fulls := range byPath {
+		if len(fulls) < 2 || !slices.ContainsFunc(fulls, isNew) {
+			continue
+		}
+		slices.SortFunc(fulls, func(a, b string) int { return strings.Compare(unqualified(a), unqualified(b)) })
+		for _, l := range fulls[1:] {
+			if isNew(fulls[0]) || isNew(l) {
+				out = append(out, Shadow{Path: rel, Winner: fulls[0], Loser: l})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Shadow) int { return strings.Compare(a.Path+"\x00"+a.Loser, b.Path+"\x00"+b.Loser) })
+	return out
+}
+
+// unqualified strips the version from a full name for ordering; a name
+// that does not parse sorts as itself.
+func unqualified(full string) string {
+	if n, err := pkgname.Parse(full); err == nil {
+		return n.Unqualified()
+	}
+	return full
 }

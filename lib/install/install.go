@@ -8,25 +8,37 @@
 //  2. Resolve each name to a full name: a full name is itself; bash is
 //     the newest revision (by number) of bash-<arch> in any repository.
 //     An unknown name is an [*UnknownError] with similar names.
-//  3. Take the store lock (installs run one after the other).
-//  4. Fetch the image and meta of every package of the closure the store
-//     lacks into staging, a bounded number at once over shared
-//     connections, each checked against the signed index as it streams.
-//  5. Copy the packages' etc/ into <root>/etc (see [copyEtc]: a file the
-//     user changed is never overwritten).
-//  6. Commit to the store (a package is visible only whole), record the
+//  3. Fetch the image and meta of every package of the closure the store
+//     lacks into a staging folder of its own, without the store lock, a
+//     bounded number at once over shared connections, each checked
+//     against the signed index as it streams.
+//  4. Take the store lock and look again: packages another install
+//     committed meanwhile are skipped, packages a gc removed meanwhile
+//     are fetched now.
+//  5. Check the new packages' provides and warn about exchange paths
+//     (/ro/bin/x) that another package also provides, naming both.
+//  6. Copy the packages' etc/ into <root>/etc (see [etcWriter]: a file the
+//     user changed is never overwritten; no symlink in the root's /etc is
+//     followed).
+//  7. Commit to the store (a package is visible only whole), record the
 //     explicitly installed names, release the lock and ask a running
 //     distri-fuse to rescan (lib/fusectl).
 //
-// Any error before step 6 leaves the store as it was, staging removed.
+// Any error before the commit leaves the store as it was, staging
+// removed, and /etc as it was (the etc/ copy is rolled back).
 //
 // # Decisions
 //
-//   - The lock is held while downloading. Installs are serialised
-//     outright; the second install finds the first one's packages
-//     present and skips them.
+//   - The lock is not held while downloading, only from step 4 on: a
+//     slow mirror must not stop other installs, gc and list (it held the
+//     lock for hours). Two installs of the same package may both
+//     download it; the second to commit finds it present and drops its
+//     copy.
 //   - /etc is written before the commit: an install killed in between
-//     copies again on the next run, and finds identical files.
+//     copies again on the next run, and finds identical files. A commit
+//     that fails rolls /etc back.
+//   - Names are checked against pkgname's safe alphabet before anything
+//     is fetched or created; New creates no folder.
 package install
 
 import (
@@ -41,11 +53,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"distri.dev/distri/lib/exchange"
 	"distri.dev/distri/lib/fusectl"
 	"distri.dev/distri/lib/minisign"
 	"distri.dev/distri/lib/pb"
@@ -92,9 +106,6 @@ type Options struct {
 	// installed kernel packages start (see kernel.go). Empty means the
 	// root's /init.
 	Init string
-	// AllowExpired uses indexes past their expiry (offline use); see
-	// repos.go and lib/repo/freshness.go.
-	AllowExpired bool
 }
 
 // Installer installs into one root.
@@ -114,7 +125,8 @@ func (in *Installer) timed(format string, args ...any) {
 	in.phase = now
 }
 
-// New returns an installer for opts.Root, creating its store folder.
+// New returns an installer for opts.Root. It creates nothing: the store
+// folder is made by the first install.
 func New(opts Options) (*Installer, error) {
 	if opts.Root == "" {
 		opts.Root = "/"
@@ -129,10 +141,9 @@ func New(opts Options) (*Installer, error) {
 	if opts.Jobs <= 0 {
 		opts.Jobs = 8
 	}
-	st, err := store.Open(filepath.Join(opts.Root, "roimg"))
-	if err != nil {
-		return nil, err
-	}
+	// Nothing is created until a command has checked its arguments
+	// and needs to write: store.At, not store.Open.
+	st := store.At(filepath.Join(opts.Root, "roimg"))
 	in := &Installer{opts: opts, store: st, logf: func(string, ...any) {}}
 	if opts.Log != nil {
 		in.logf = opts.Log.Printf
@@ -150,6 +161,11 @@ func (in *Installer) Store() *store.Store { return in.store }
 func (in *Installer) Install(ctx context.Context, names []string) ([]string, error) {
 	if len(names) == 0 {
 		return nil, errors.New("install: no packages named")
+	}
+	for _, name := range names {
+		if err := pkgname.CheckName(name); err != nil {
+			return nil, fmt.Errorf("install: %w", err)
+		}
 	}
 	in.timed("start")
 	cat, err := in.catalog(ctx)
@@ -215,7 +231,17 @@ func (in *Installer) Update(ctx context.Context) ([]string, error) {
 
 // catalog fetches and verifies every repository's index.
 func (in *Installer) catalog(ctx context.Context) (*catalog, error) {
-	sources, err := in.repoOptions() // repos.go: URLs, keys and checks of each
+	urls := in.opts.Repos
+	if len(urls) == 0 {
+		var err error
+		if urls, err = ReadRepoFiles(in.opts.Root); err != nil {
+			return nil, err
+		}
+	}
+	if len(urls) == 0 {
+		return nil, fmt.Errorf("no repositories: pass --repo or list them in %s", filepath.Join(in.opts.Root, "etc/distri/repos.d/*.repo"))
+	}
+	keys, err := in.keys()
 	if err != nil {
 		return nil, err
 	}
@@ -224,12 +250,11 @@ func (in *Installer) catalog(ctx context.Context) (*catalog, error) {
 		client = repo.NewClient(in.opts.Jobs)
 		in.opts.Client = client
 	}
-	repos := make([]*repo.Repo, len(sources))
-	indexes := make([]*pb.IndexSummary, len(sources))
+	repos := make([]*repo.Repo, len(urls))
+	indexes := make([]*pb.IndexSummary, len(urls))
 	var g errgroup.Group
-	for i, o := range sources {
-		o.Client, o.Attempts, o.RetryDelay, o.Encodings = client, in.opts.Attempts, in.opts.RetryDelay, in.opts.Encodings
-		r, err := repo.New(o)
+	for i, u := range urls {
+		r, err := repo.New(repo.Options{URL: u, Keys: keys, Client: client, Attempts: in.opts.Attempts, RetryDelay: in.opts.RetryDelay, Encodings: in.opts.Encodings})
 		if err != nil {
 			return nil, err
 		}
@@ -243,7 +268,7 @@ func (in *Installer) catalog(ctx context.Context) (*catalog, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	in.timed("fetch and verify %d indexes", len(sources))
+	in.timed("fetch and verify %d indexes", len(urls))
 	return newCatalog(in.opts.Arch, repos, indexes), nil
 }
 
@@ -267,20 +292,42 @@ func (in *Installer) keys() ([]minisign.PublicKey, error) {
 	return keys, nil
 }
 
+// ReadRepoFiles returns the repository URLs listed in
+// root/etc/distri/repos.d/*.repo: one a line; text after the first
+// space, empty lines and lines starting with # are ignored.
+func ReadRepoFiles(root string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(root, "etc/distri/repos.d/*.repo"))
+	if err != nil {
+		return nil, err
+	}
+	var urls []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		for l := range strings.SplitSeq(string(b), "\n") {
+			l = strings.TrimSpace(l)
+			if l == "" || strings.HasPrefix(l, "#") {
+				continue
+			}
+			u, _, _ := strings.Cut(l, " ")
+			urls = append(urls, u)
+		}
+	}
+	return urls, nil
+}
+
 // install installs fulls with their closure and adds records to the
 // installed set.
-func (in *Installer) install(ctx context.Context, cat *catalog, fulls, records []string) ([]string, error) {
+func (in *Installer) install(ctx context.Context, cat *catalog, fulls, records []string) (added []string, err error) {
 	closure, err := cat.closure(fulls)
 	if err != nil {
 		return nil, err
 	}
 	in.timed("resolve %d packages", len(closure))
-	lock, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Unlock()
-	in.timed("lock")
+	// Download without the lock: what the store lacks now.
+	var txn *store.Txn
 	var missing []string
 	for _, f := range closure {
 		if !in.store.Has(f) {
@@ -288,7 +335,53 @@ func (in *Installer) install(ctx context.Context, cat *catalog, fulls, records [
 		}
 	}
 	if len(missing) > 0 {
-		if err := in.fetchAndCommit(ctx, lock, cat, missing); err != nil {
+		if txn, err = in.store.Stage(); err != nil {
+			return nil, err
+		}
+		defer txn.Abort()
+		if err := in.fetch(ctx, cat, txn, missing); err != nil {
+			return nil, err
+		}
+	}
+	lock, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	in.timed("lock")
+	// Under the lock, look again: another install may have committed
+	// some of them meanwhile, or a gc removed some that were there.
+	fetched := map[string]bool{}
+	for _, f := range missing {
+		fetched[f] = true
+	}
+	var late []string
+	for _, f := range closure {
+		if !in.store.Has(f) && !fetched[f] {
+			late = append(late, f)
+		}
+	}
+	if len(late) > 0 {
+		in.logf("%d packages went from the store during the download; fetching them now", len(late))
+		if txn == nil {
+			if txn, err = in.store.Stage(); err != nil {
+				return nil, err
+			}
+			defer txn.Abort()
+		}
+		if err := in.fetch(ctx, cat, txn, late); err != nil {
+			return nil, err
+		}
+		missing = append(missing, late...)
+	}
+	for _, f := range missing {
+		if !in.store.Has(f) {
+			added = append(added, f)
+		}
+	}
+	slices.Sort(added)
+	if len(added) > 0 {
+		if err := in.commit(lock, txn, added); err != nil {
 			return nil, err
 		}
 	}
@@ -305,38 +398,33 @@ func (in *Installer) install(ctx context.Context, cat *catalog, fulls, records [
 		return nil, err
 	}
 	in.timed("record the installed set")
-	if err := in.bootKernels(ctx, missing); err != nil {
-		return missing, err
+	if err := in.bootKernels(ctx, added); err != nil {
+		return added, err
 	}
 	in.timed("kernels")
-	if len(missing) > 0 {
+	if len(added) > 0 {
 		if err := fusectl.Rescan(ctx, in.opts.Root); err != nil {
 			in.logf("installed, but distri-fuse did not rescan: %v", err)
 		}
 		in.timed("rescan")
 	}
-	return missing, nil
+	return added, nil
 }
 
-func (in *Installer) fetchAndCommit(ctx context.Context, lock *store.Lock, cat *catalog, missing []string) (err error) {
-	txn, err := in.store.Begin(lock)
-	if err != nil {
-		return err
-	}
+// fetch downloads the images and metas of fulls into txn's staging
+// folder, without the store lock.
+func (in *Installer) fetch(ctx context.Context, cat *catalog, txn *store.Txn, fulls []string) (err error) {
 	defer func() {
-		if err != nil {
-			txn.Abort()
-			if errors.Is(err, syscall.ENOSPC) {
-				err = fmt.Errorf("%w (disk full; nothing installed, staging removed)", err)
-			}
+		if errors.Is(err, syscall.ENOSPC) {
+			err = fmt.Errorf("%w (disk full; nothing installed, staging removed)", err)
 		}
 	}()
-	prog := newProgress(in.opts.Progress, len(missing), cat, missing)
+	prog := newProgress(in.opts.Progress, len(fulls), cat, fulls)
 	defer prog.stop()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(in.opts.Jobs)
 	// Images first, largest first: they dominate the time.
-	order := slices.Clone(missing)
+	order := slices.Clone(fulls)
 	slices.SortStableFunc(order, func(a, b string) int {
 		return cmp.Compare(cat.byFull[b].pkg.GetImageSize(), cat.byFull[a].pkg.GetImageSize())
 	})
@@ -363,25 +451,115 @@ func (in *Installer) fetchAndCommit(ctx context.Context, lock *store.Lock, cat *
 		return err
 	}
 	prog.stop()
-	in.timed("fetch %d packages (%.1f MiB)", len(missing), float64(prog.bytes.Load())/(1<<20))
+	in.timed("fetch %d packages (%.1f MiB)", len(fulls), float64(prog.bytes.Load())/(1<<20))
+	return nil
+}
 
+// commit copies the etc/ of the packages fulls, staged in txn, into the
+// root and commits them, under the lock. If anything fails, the /etc
+// changes are rolled back: no file of a package that is not installed
+// stays in /etc.
+func (in *Installer) commit(lock *store.Lock, txn *store.Txn, fulls []string) (err error) {
+	defer func() {
+		if errors.Is(err, syscall.ENOSPC) {
+			err = fmt.Errorf("%w (disk full; nothing installed, staging removed)", err)
+		}
+	}()
+	if err := in.warnShadows(fulls, txn); err != nil {
+		return err
+	}
 	state, err := loadEtcState(in.store)
 	if err != nil {
 		return err
 	}
-	for _, full := range missing {
-		if err := copyEtc(txn.ImagePath(full), in.opts.Root, state, func(s string) { in.logf("%s", s) }); err != nil {
+	etc, err := newEtcWriter(in.opts.Root, state, func(s string) { in.logf("%s", s) })
+	if err != nil {
+		return err
+	}
+	defer etc.close()
+	committed := false
+	defer func() {
+		if err != nil && !committed {
+			if rerr := etc.rollback(); rerr != nil {
+				err = fmt.Errorf("%w; and then: %w", err, rerr)
+			}
+		}
+	}()
+	for _, full := range fulls {
+		if err := etc.copy(txn.ImagePath(full)); err != nil {
 			return err
 		}
 		txn.Add(full)
 	}
-	if err := state.save(); err != nil {
-		return err
-	}
 	in.timed("etc")
-	if err := txn.Commit(); err != nil {
+	if err := txn.Commit(lock); err != nil {
 		return err
 	}
+	committed = true
 	in.timed("commit")
+	// After the commit: sums of files that are in /etc now. A failure
+	// here leaves the packages installed and the sums as before, so a
+	// file this install put there counts as the user's next time (kept,
+	// never lost).
+	if err := state.save(lock); err != nil {
+		return fmt.Errorf("installed, but %w", err)
+	}
+	return nil
+}
+
+// warnShadows checks the provides of the staged packages fulls and logs
+// a warning for each exchange path (e.g. /ro/bin/ls) that one of them
+// and another package (of another name, e.g. from another repository)
+// both provide, naming both and the one /ro shows. A provides entry
+// that is not a clean path below an exchange directory is an error.
+func (in *Installer) warnShadows(fulls []string, txn *store.Txn) error {
+	newest := map[string]exchange.Provider{}
+	isNew := map[string]bool{}
+	consider := func(full string, read func() (*pb.Meta, error)) error {
+		n, err := pkgname.Parse(full)
+		if err != nil {
+			return err
+		}
+		if cur, ok := newest[n.Unqualified()]; ok {
+			c, _ := pkgname.Parse(cur.Full)
+			if pkgname.Compare(c, n) > 0 {
+				return nil
+			}
+		}
+		m, err := read()
+		if err != nil {
+			return err
+		}
+		for _, p := range m.GetProvides() {
+			if err := exchange.CheckPath(p); err != nil {
+				return fmt.Errorf("%s: meta: %w", full, err)
+			}
+		}
+		newest[n.Unqualified()] = exchange.Provider{Full: full, Provides: m.GetProvides()}
+		return nil
+	}
+	for _, full := range fulls {
+		isNew[full] = true
+		if err := consider(full, func() (*pb.Meta, error) { return pb.ReadMetaFile(txn.MetaPath(full)) }); err != nil {
+			return err
+		}
+	}
+	pkgs, err := in.store.List()
+	if err != nil {
+		return err
+	}
+	for _, n := range pkgs {
+		full := n.String()
+		if err := consider(full, func() (*pb.Meta, error) { return in.store.Meta(full) }); err != nil {
+			in.logf("%v (not checked for shadowed paths)", err)
+		}
+	}
+	var provs []exchange.Provider
+	for _, p := range newest {
+		provs = append(provs, p)
+	}
+	for _, s := range exchange.Shadows(provs, func(f string) bool { return isNew[f] }) {
+		in.logf("warning: /ro/%s is provided by both %s and %s; /ro shows %s's", s.Path, s.Winner, s.Loser, s.Winner)
+	}
 	return nil
 }

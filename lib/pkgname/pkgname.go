@@ -19,6 +19,12 @@
 //     "530", revision 0, as in the original distri. Such a name formats back
 //     with an explicit revision (less-amd64-530-0), which parses to the same
 //     [Name]; the recipes this project builds always carry a revision.
+//   - Names use a safe alphabet: ASCII letters and digits and + . _ ~ -,
+//     at most 255 bytes, not starting with a dot ([CheckName]). Names come
+//     from signed indexes, metas and the command line and end up as file
+//     names in the store and as lines of its installed file; a newline or
+//     a slash in one corrupted both (issue 12). [Parse] rejects any other
+//     name, so every consumer of full names inherits the rule.
 //   - [Compare] orders by revision and breaks ties on the remaining fields
 //     as strings, only to make the order total (the original's gc sorted
 //     with a comparator that was not a strict weak ordering).
@@ -75,12 +81,46 @@ type Name struct {
 	Rev      int64  // e.g. 3; 0 when the version has no revision
 }
 
+// ErrBadName is returned for names outside the safe alphabet (see
+// [CheckName]).
+var ErrBadName = errors.New("not a valid package name (letters, digits and + . _ ~ -, not starting with a dot, at most 255 bytes)")
+
+// MaxLen is the longest name [CheckName] accepts: a file name limit.
+const MaxLen = 255
+
+// CheckName returns an error wrapping [ErrBadName] unless s, a full or
+// unqualified package name, is 1 to [MaxLen] bytes of
+// [A-Za-z0-9+._~-] and does not start with a dot.
+func CheckName(s string) error {
+	if s == "" {
+		return fmt.Errorf("package name %q: empty: %w", s, ErrBadName)
+	}
+	if len(s) > MaxLen {
+		return fmt.Errorf("package name %.40q…: %d bytes: %w", s, len(s), ErrBadName)
+	}
+	if s[0] == '.' {
+		return fmt.Errorf("package name %q: starts with a dot: %w", s, ErrBadName)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '+', c == '.', c == '_', c == '~', c == '-':
+		default:
+			return fmt.Errorf("package name %q: byte %q at %d: %w", s, c, i, ErrBadName)
+		}
+	}
+	return nil
+}
+
 // Parse parses a full package name such as bash-amd64-5.2.15-3. It returns
 // an error wrapping [ErrNotFull] when s has no "-<arch>-" followed by a
-// version, and rejects strings containing "/" (use [FromPath] for paths).
+// version, and wrapping both [ErrNotFull] and [ErrBadName] when s is
+// outside the safe alphabet of [CheckName] (e.g. contains "/": use
+// [FromPath] for paths).
 func Parse(s string) (Name, error) {
-	if strings.Contains(s, "/") {
-		return Name{}, fmt.Errorf("parse package name %q: contains /: %w", s, ErrNotFull)
+	if err := CheckName(s); err != nil {
+		return Name{}, fmt.Errorf("parse: %w: %w", err, ErrNotFull)
 	}
 	pkg, arch, version, ok := splitFull(s)
 	if !ok {

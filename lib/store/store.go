@@ -5,8 +5,9 @@
 // # Layout
 //
 //	<full>.squashfs, <full>.meta.textproto   a package
-//	.lock                                    flock(2)ed by every writer
-//	.staging/<random>/                       files of a transaction in progress
+//	.lock                                    flock(2)ed by every writer while it commits
+//	.staging/txn-<random>/                   files of a transaction in progress, flock(2)ed by its owner
+//	.staging/<other>                         temporary files of the lock holder
 //	installed                                the explicitly installed set, one name a line
 //
 // # Rules
@@ -18,10 +19,14 @@
 //     deletes the meta first. An image without a meta (a commit killed
 //     half way) is not a package; committing that package again replaces
 //     it and [Store.GC] deletes it.
-//   - Writers hold the store lock ([Store.Lock]) for their whole run, so
-//     concurrent installs run one after the other and none loses the
-//     other's work. The staging folder belongs to the lock holder: a new
-//     holder deletes what a killed one left there.
+//   - Writers hold the store lock ([Store.Lock]) while they change the
+//     store, so that none loses another's work, but not while they
+//     download: a transaction ([Store.Stage]) fills its own staging
+//     folder without the lock (a slow mirror must not stop other installs,
+//     list or gc for hours) and takes the lock only to commit. A
+//     transaction's folder is flock(2)ed by the process that owns it; a
+//     new lock holder deletes every staging entry that is not (what a
+//     killed process left there).
 //   - Files the store does not recognise are left alone.
 package store
 
@@ -71,6 +76,12 @@ func Open(dir string) (*Store, error) {
 	return &Store{dir: dir}, nil
 }
 
+// At returns the store in dir without creating anything: a store that
+// does not exist lists no packages, and is created by the first
+// [Store.Lock] or [Store.Stage]. Readers use it so that a command that
+// only reads (or fails on its arguments) leaves no folder behind.
+func At(dir string) *Store { return &Store{dir: dir} }
+
 // Dir returns the store's folder.
 func (s *Store) Dir() string { return s.dir }
 
@@ -90,6 +101,9 @@ type Lock struct {
 // ctx is done. It then deletes whatever a previous holder left in
 // staging.
 func (s *Store) Lock(ctx context.Context, waiting func()) (*Lock, error) {
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("lock store: %w", err)
+	}
 	f, err := os.OpenFile(filepath.Join(s.dir, LockFile), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock store: %w", err)
@@ -115,11 +129,71 @@ func (s *Store) Lock(ctx context.Context, waiting func()) (*Lock, error) {
 		}
 		delay = min(2*delay, 100*time.Millisecond)
 	}
-	if err := os.RemoveAll(filepath.Join(s.dir, StagingDir)); err != nil {
+	if err := s.cleanStaging(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock store: clean staging: %w", err)
 	}
 	return &Lock{f: f}, nil
+}
+
+// cleanStaging deletes what no live process owns in staging: temporary
+// files, and transaction folders whose flock it can take.
+func (s *Store) cleanStaging() error {
+	staging := filepath.Join(s.dir, StagingDir)
+	ents, err := os.ReadDir(staging)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		p := filepath.Join(staging, e.Name())
+		if e.IsDir() {
+			d, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			err = unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+			if err != nil {
+				d.Close()
+				if errors.Is(err, unix.EWOULDBLOCK) {
+					continue // a download in progress
+				}
+				return err
+			}
+			err = os.RemoveAll(p)
+			d.Close()
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteFile atomically replaces the store's file name (e.g. installed)
+// with b, through a temporary file in staging, which the next lock holder
+// empties: a writer killed half way leaves no temporary file in the
+// store itself. l must be the held lock.
+func (s *Store) WriteFile(l *Lock, name string, b []byte, mode os.FileMode) error {
+	if l == nil || l.f == nil {
+		return fmt.Errorf("write %s: store not locked", name)
+	}
+	staging := filepath.Join(s.dir, StagingDir)
+	if err := os.MkdirAll(staging, 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	p := filepath.Join(s.dir, name)
+	err := renameio.WriteFile(p, b, mode, renameio.WithTempDir(staging), renameio.WithStaticPermissions(mode))
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
 }
 
 // Unlock releases the lock.
@@ -130,6 +204,9 @@ func (l *Lock) Unlock() error {
 // List returns the packages in the store, sorted by name.
 func (s *Store) List() ([]pkgname.Name, error) {
 	ents, err := os.ReadDir(s.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // no store yet: no packages
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list store: %w", err)
 	}
@@ -169,10 +246,37 @@ func (s *Store) Meta(full string) (*pb.Meta, error) {
 
 // Txn stages packages and commits them into the store.
 type Txn struct {
-	s       *Store
-	dir     string
-	pkgs    []string
-	created []string
+	s    *Store
+	dir  string
+	own  *os.File // dir, flock(2)ed while the transaction lives
+	pkgs []string
+}
+
+// Stage starts a transaction without the store lock: its files go to a
+// staging folder of its own, flock(2)ed so that a lock holder cleaning
+// staging leaves it alone. [Txn.Commit] then needs the lock.
+func (s *Store) Stage() (*Txn, error) {
+	staging := filepath.Join(s.dir, StagingDir)
+	if err := os.MkdirAll(staging, 0o755); err != nil {
+		return nil, fmt.Errorf("stage: %w", err)
+	}
+	dir, err := os.MkdirTemp(staging, "txn-")
+	if err != nil {
+		return nil, fmt.Errorf("stage: %w", err)
+	}
+	own, err := os.Open(dir)
+	if err == nil {
+		err = unix.Flock(int(own.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err != nil {
+			own.Close()
+		}
+	}
+	if err != nil {
+		// A lock holder may have deleted it between MkdirTemp and flock.
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("stage: %w", err)
+	}
+	return &Txn{s: s, dir: dir, own: own}, nil
 }
 
 // Begin starts a transaction; l must be the store's held lock.
@@ -180,15 +284,7 @@ func (s *Store) Begin(l *Lock) (*Txn, error) {
 	if l == nil || l.f == nil {
 		return nil, errors.New("begin: store not locked")
 	}
-	staging := filepath.Join(s.dir, StagingDir)
-	if err := os.MkdirAll(staging, 0o755); err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
-	}
-	dir, err := os.MkdirTemp(staging, "txn-")
-	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
-	}
-	return &Txn{s: s, dir: dir}, nil
+	return s.Stage()
 }
 
 // Dir returns the transaction's staging folder.
@@ -204,6 +300,9 @@ func (t *Txn) MetaPath(full string) string { return filepath.Join(t.dir, full+me
 func (t *Txn) Add(full string) {
 	t.pkgs = append(t.pkgs, full)
 }
+
+// Added returns the packages marked for commit.
+func (t *Txn) Added() []string { return slices.Clone(t.pkgs) }
 
 // Commit moves the added packages into the store: it fsyncs every staged
 // file, renames the images into place, fsyncs the store directory, then
@@ -224,8 +323,11 @@ func (t *Txn) Add(full string) {
 // of the per-file fsyncs would give the same guarantee, but would also
 // wait for every other process's dirty data on that file system; on the
 // benchmark machine it was not measurably faster (docs/repository.md).
-func (t *Txn) Commit() error {
+func (t *Txn) Commit(l *Lock) error {
 	defer t.Abort()
+	if l == nil || l.f == nil {
+		return errors.New("commit: store not locked")
+	}
 	var todo []string
 	for _, full := range t.pkgs {
 		if !t.s.Has(full) {
@@ -312,9 +414,14 @@ func (c *crashPoint) step() {
 const syncParallel = 16
 
 // Abort deletes the staging folder and whatever is in it. It is safe to
-// call after Commit.
+// call after Commit, and more than once.
 func (t *Txn) Abort() error {
-	return os.RemoveAll(t.dir)
+	err := os.RemoveAll(t.dir)
+	if t.own != nil {
+		t.own.Close()
+		t.own = nil
+	}
+	return err
 }
 
 func syncFile(p string) error {
@@ -390,9 +497,12 @@ func (s *Store) SetInstalled(l *Lock, names []string) error {
 	var b strings.Builder
 	b.WriteString("# explicitly installed packages (distri-install); one name a line\n")
 	for _, n := range names {
+		if err := pkgname.CheckName(n); err != nil {
+			return fmt.Errorf("set installed: %w", err)
+		}
 		b.WriteString(n + "\n")
 	}
-	return WriteFileAtomic(filepath.Join(s.dir, InstalledFile), []byte(b.String()), 0o644)
+	return s.WriteFile(l, InstalledFile, []byte(b.String()), 0o644)
 }
 
 // WriteFileAtomic writes b to path with exactly mode, through a synced

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"distri.dev/distri/lib/pb"
+	"distri.dev/distri/lib/pkgname"
 )
 
 func names(t *testing.T, s *Store) []string {
@@ -64,7 +65,7 @@ func TestCommitAndList(t *testing.T) {
 	if got := names(t, s); len(got) != 0 {
 		t.Errorf("before commit: List = %v, want nothing", got)
 	}
-	if err := txn.Commit(); err != nil {
+	if err := txn.Commit(l); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{"glibc-amd64-2.36-9", "hello-amd64-2.12-1"}, names(t, s)); diff != "" {
@@ -94,7 +95,7 @@ func TestCommitAndList(t *testing.T) {
 		t.Fatal(err)
 	}
 	stage(t, txn, "half-amd64-1-1")
-	if err := txn.Commit(); err != nil {
+	if err := txn.Commit(l); err != nil {
 		t.Fatal(err)
 	}
 	if !s.Has("half-amd64-1-1") {
@@ -124,6 +125,19 @@ func TestLockSerialises(t *testing.T) {
 		t.Fatal(err)
 	}
 	stage(t, txn, "a-amd64-1-1")
+	txn.own.Close() // as if its process was killed: the flock is gone, the folder stays
+	// A download in progress (Stage, without the lock) survives the
+	// cleaning; a temporary file left by a killed WriteFile does not.
+	live, err := s.Stage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Abort()
+	stage(t, live, "b-amd64-1-1")
+	tmp := filepath.Join(s.Dir(), StagingDir, "..etc-sums123456")
+	if err := os.WriteFile(tmp, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	// A second lock (another open file description, as another process
 	// would have) waits, and gives up when its context ends.
@@ -156,6 +170,58 @@ func TestLockSerialises(t *testing.T) {
 	if _, err := os.Stat(txn.Dir()); !os.IsNotExist(err) {
 		t.Errorf("stale staging %s survived the next Lock (%v)", txn.Dir(), err)
 	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Errorf("stale temporary file %s survived the next Lock (%v)", tmp, err)
+	}
+	if _, err := os.Stat(live.ImagePath("b-amd64-1-1")); err != nil {
+		t.Errorf("the next Lock deleted a live transaction's staging: %v", err)
+	}
+	// It commits under the lock, not without.
+	live.Add("b-amd64-1-1")
+	if err := live.Commit(nil); err == nil {
+		t.Errorf("Commit(nil) = nil, want an error: committing needs the lock")
+	}
+}
+
+// TestWriteFileLeavesNoTemp: the store's own files are written through
+// staging, so no temporary sibling (..etc-sums*, .installed*) is ever
+// created in the store folder itself, where a kill would leave it.
+func TestWriteFileLeavesNoTemp(t *testing.T) {
+	s := At(filepath.Join(t.TempDir(), "roimg"))
+	l := lock(t, s)
+	if err := s.SetInstalled(l, []string{"hello-amd64"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WriteFile(l, ".etc-sums", []byte("x  etc/x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	ents, _ := os.ReadDir(s.Dir())
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	if diff := cmp.Diff([]string{".etc-sums", ".lock", ".staging", "installed"}, got); diff != "" {
+		t.Errorf("store folder mismatch (-want +got):\n%s", diff)
+	}
+	if err := s.SetInstalled(l, []string{"evil\nbash-amd64"}); !errors.Is(err, pkgname.ErrBadName) {
+		t.Errorf("SetInstalled with a newline = %v, want ErrBadName", err)
+	}
+	if err := s.WriteFile(nil, "installed", nil, 0o644); err == nil {
+		t.Errorf("WriteFile without the lock = nil, want an error")
+	}
+}
+
+// TestAtCreatesNothing: a store that does not exist lists nothing and
+// is not created by reading it.
+func TestAtCreatesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "roimg")
+	s := At(dir)
+	if got, err := s.List(); err != nil || len(got) != 0 {
+		t.Errorf("List of a missing store = %v, %v, want nothing", got, err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("reading created %s (%v)", dir, err)
+	}
 }
 
 func TestInstalledAndGC(t *testing.T) {
@@ -179,7 +245,7 @@ func TestInstalledAndGC(t *testing.T) {
 	stage(t, txn, "pinned-amd64-1-2")
 	stage(t, txn, "unwanted-amd64-1-1")
 	stage(t, txn, "broken-amd64-1-1")
-	if err := txn.Commit(); err != nil {
+	if err := txn.Commit(l); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetInstalled(l, []string{"hello-amd64", "pinned-amd64-1-1", "broken-amd64", "hello-amd64", "gone-amd64"}); err != nil {
