@@ -115,6 +115,10 @@ func Partitions(r io.ReaderAt, sectorSize int) ([]Partition, error) {
 	return parts, nil
 }
 
+// maxEntryArray bounds the GPT partition entry array that Partitions
+// reads (4096 entries of 256 bytes).
+const maxEntryArray = 1 << 20
+
 func gptPartitions(r io.ReaderAt, hdr []byte, sectorSize int) ([]Partition, error) {
 	hsize := binary.LittleEndian.Uint32(hdr[12:])
 	if hsize < 92 || hsize > uint32(sectorSize) {
@@ -132,7 +136,10 @@ func gptPartitions(r io.ReaderAt, hdr []byte, sectorSize int) ([]Partition, erro
 	lba := binary.LittleEndian.Uint64(hdr[72:])
 	count := binary.LittleEndian.Uint32(hdr[80:])
 	esize := binary.LittleEndian.Uint32(hdr[84:])
-	if esize < 128 || count > 4096 {
+	// Bounded before anything is allocated: the disk is untrusted, and
+	// 4096 entries of 2 GiB each would take the prober (PID 1) down.
+	// Real tables have 128 entries of 128 bytes.
+	if esize < 128 || esize > 4096 || count > 4096 || uint64(count)*uint64(esize) > maxEntryArray {
 		return nil, fmt.Errorf("gpt: bad entry array (%d entries of %d bytes)", count, esize)
 	}
 	arr := make([]byte, int(count)*int(esize))

@@ -46,7 +46,8 @@ func Read(path string) (*Deps, error) {
 	}
 	defer f.Close()
 	var magic [4]byte
-	if _, err := io.ReadFull(f, magic[:]); err != nil {
+	// A script may be shorter than ELF's magic: "#!x" runs x.
+	if n, err := io.ReadFull(f, magic[:]); err != nil && (n < 3 || err != io.ErrUnexpectedEOF) {
 		return nil, fmt.Errorf("%s: %w", path, ErrNotExecutable)
 	}
 	switch {

@@ -1,7 +1,11 @@
 package netconf
 
 import (
+	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -19,6 +23,9 @@ func FuzzUnmarshal(f *testing.F) {
 		58, 4, 0, 0, 0x03, 0x84, 59, 4, 0, 0, 0x07, 0x08))
 	f.Add(reply(7, [4]byte{10, 1, 2, 3}, 53, 1, Ack, 6, 4, 8, 8, 8, 8, 6, 4, 8, 8, 4, 4, 51, 4, 255, 255, 255, 255))
 	f.Add(reply(7, [4]byte{10, 0, 0, 1}, 53, 1, Ack, 1, 4, 255, 0, 255, 0))
+	f.Add(reply(7, [4]byte{10, 0, 0, 1}, 53, 1, Ack, 15, 23, 'l', 'a', 'n', '\n', 'n', 'a', 'm', 'e', 's', 'e', 'r', 'v', 'e', 'r', ' ',
+		'6', '.', '6', '.', '6', '.', '6', 0, 6, 4, 127, 0, 0, 1))
+	resolv := filepath.Join(f.TempDir(), "resolv.conf")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Unmarshal(b)
 		if err != nil {
@@ -49,6 +56,26 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 		if t1, t2 := l.times(); t1 < 0 || t2 < t1 || t2 > l.Duration {
 			t.Errorf("lease %+v: renew at %v, rebind at %v", l, t1, t2)
+		}
+		// What the reply says must not write anything but a search
+		// and nameserver lines into resolv.conf.
+		os.Remove(resolv)
+		if err := WriteResolv(resolv, "eth0", l); err != nil {
+			t.Fatal(err)
+		}
+		text, err := os.ReadFile(resolv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(strings.TrimSuffix(string(text), "\n"), "\n") {
+			k, v, _ := strings.Cut(line, " ")
+			switch {
+			case i < 2 && strings.HasPrefix(line, "#"):
+			case k == "search" && v != "" && !strings.ContainsAny(v, " \t\r\x00"):
+			case k == "nameserver" && netip.MustParseAddr(v).Is4():
+			default:
+				t.Errorf("reply %x: resolv.conf line %q:\n%s", b, line, text)
+			}
 		}
 	})
 }

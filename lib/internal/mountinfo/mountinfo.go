@@ -31,7 +31,10 @@ func Parse(text string) []Mount {
 	var out []Mount
 	for line := range strings.SplitSeq(text, "\n") {
 		// 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw
-		fields := strings.Fields(line)
+		// Fields end at spaces only: the kernel escapes space, tab,
+		// newline and backslash in paths, but not, e.g., \r, which
+		// strings.Fields would split at.
+		fields := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' })
 		sep := slices.Index(fields, "-")
 		if sep < 5 || sep+1 >= len(fields) {
 			continue
