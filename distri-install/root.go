@@ -28,6 +28,8 @@ type globalOpts struct {
 	jobs      int
 	transport string
 	verbose   bool
+	// allowExpired: see freshness.go in lib/repo.
+	allowExpired bool
 }
 
 func (o *globalOpts) addFlags(fs *pflag.FlagSet) {
@@ -37,6 +39,7 @@ func (o *globalOpts) addFlags(fs *pflag.FlagSet) {
 	fs.IntVarP(&o.jobs, "jobs", "j", 8, "files to download at once")
 	fs.StringVar(&o.transport, "transport", "auto", "transport encoding: compressed (zstd or gzip), identity, or auto (identity from this machine, compressed from others)")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "say more on stderr")
+	fs.BoolVar(&o.allowExpired, "allow-expired", false, "use repository indexes past their expiry (offline use; a mirror may be withholding updates)")
 }
 
 // installer makes the installer the flags describe.
@@ -60,6 +63,8 @@ func (o *globalOpts) installer(stdio cli.Stdio) (*install.Installer, error) {
 		Log:         log.New(stdio.Err, "distri-install: ", 0),
 		Verbose:     o.verbose,
 		Progress:    terminal(stdio.Err),
+		// Freshness and keys (docs/repository.md).
+		AllowExpired: o.allowExpired,
 	})
 }
 
@@ -88,6 +93,10 @@ A PKG is a name (bash: the newest revision for this machine, across all
 repositories, by revision number), a name with architecture (bash-amd64),
 or a full name (bash-amd64-5.2.15-3, pinned). Every file is checked
 against the signed index; a package appears in the store only whole.
+An index older than one accepted before, past its expiry (unless
+--allow-expired) or signed for another repository than its repos.d
+entry's name= is refused; signed-by= in repos.d binds keys to
+repositories (docs/repository.md, "Freshness and keys").
 Files in a package's etc/ are copied to ROOT/etc; a file changed locally
 is kept and the package's version written beside it as FILE.distri-new.
 
