@@ -551,6 +551,15 @@ func TestBootSystem(t *testing.T) {
 		t.Errorf("the guest's /etc/resolv.conf has %q, want nameserver 10.0.2.3", m[4])
 	}
 	t.Logf("the guest fetched the file %s after its login started", m[3])
+	// The login kills distri-fuse with SIGKILL: distri-init restarts it
+	// (at oom_score_adj -1000, as the first) and /ro is served again.
+	c.Expect(`^distri-init: /distri-fuse \(pid \d+\) exited \(killed by killed\): /ro is gone; restarting it in 0s$`, bootTimeout)
+	c.Expect(`^distri-init: serving /ro again \(distri-fuse pid \d+\)$`, bootTimeout)
+	m = c.Expect(`^LOGIN fuse-oom=(\S*) fuse-restarted=(\w+) new-oom=(\S*) after=(\S+) err=(.*)`, bootTimeout)
+	if m[1] != "-1000" || m[2] != "true" || m[3] != "-1000" || m[5] != "<nil>" {
+		t.Errorf("distri-fuse oom_score_adj %s, restarted %s (oom_score_adj %s), err %s; want -1000, true, -1000, <nil>", m[1], m[2], m[3], m[5])
+	}
+	t.Logf("/ro was served again %s after SIGKILL to distri-fuse", m[4])
 	c.Expect(`^distri-init: console session ended \(exit status 0\)`, bootTimeout)
 	c.Expect(`^distri-init: shutting down: powering off`, bootTimeout)
 	c.Expect(`^distri-init: unmounted /boot$`, bootTimeout)

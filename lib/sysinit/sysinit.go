@@ -11,7 +11,9 @@
 //     /tmp, those that the initramfs did not hand over.
 //  2. Start distri-fuse (distri.fuse=, default /distri-fuse) serving the
 //     store /roimg on /ro, and wait until it says the mount is ready.
-//     Without the binary or the store, say so and go on.
+//     Without the binary or the store, say so and go on. It runs with
+//     oom_score_adj -1000, and if it dies, the dead mount is detached
+//     and a new distri-fuse mounts /ro again (see fuse.go).
 //  3. Set the hostname from /etc/hostname.
 //  4. If systemd is installed (the newest /ro/systemd-<arch>-*/, else
 //     /lib/systemd/systemd), exec it; it mounts /etc/fstab itself.
@@ -78,7 +80,7 @@ type system struct {
 	start   time.Time
 	cmdline initconfig.Cmdline
 	reaper  *reaper
-	fuse    *os.Process
+	fuse    *fuseDaemon // nil if /ro is not served
 	fstab   *fstab.Mounted
 }
 
@@ -114,12 +116,12 @@ func Run(ctx context.Context, opts Options) error {
 	s.startFuse()
 	s.setHostname()
 	if sd := findSystemd(); sd != "" {
-		s.reaper.stop()
+		// The reaper keeps running up to the exec (which ends it): the
+		// /ro supervisor waits through it, also if the exec fails.
 		s.log.Printf("exec %s after %s", sd, pid1.Since(s.start))
 		env := []string{"PATH=/bin:/sbin", "TERM=linux"}
 		err := unix.Exec(sd, []string{sd}, env)
 		s.log.Printf("exec %s: %v; supervising instead", sd, err)
-		s.reaper = startReaper()
 	}
 	s.installModprobe()
 	// Each entry that failed is logged; boot goes on regardless, as
@@ -177,43 +179,20 @@ func (s *system) startFuse() {
 		s.log.Printf("%v", err)
 		return
 	}
-	rd, wr, err := os.Pipe()
+	// The console stays open for every restart's stderr.
+	con, _ := pid1.OpenConsole()
+	d, err := startFuseDaemon(s.reaper, FuseOptions{
+		Fuse: bin, Store: initconfig.Store, Mount: initconfig.ROMount, Timeout: 30 * time.Second, Stderr: con,
+	}, s.log.Printf)
 	if err != nil {
 		s.log.Printf("%v", err)
+		if con != nil {
+			con.Close()
+		}
 		return
 	}
-	defer rd.Close()
-	null, _ := os.Open(os.DevNull)
-	if null != nil {
-		defer null.Close()
-	}
-	con, _ := pid1.OpenConsole()
-	// stdout (the mount point distri-fuse prints when ready) is not for
-	// the console: readiness comes through fd 3.
-	files := []*os.File{null, null, con, wr}
-	// "@" in argv[0] asks systemd not to kill the daemon at shutdown: it
-	// serves the root's /bin and /lib (systemd's root storage daemons).
-	// TZ= keeps Go from reading /etc/localtime, a symlink into /ro.
-	p, err := s.reaper.start(bin, []string{"@distri-fuse", "--store", initconfig.Store, "--readiness-fd", "3", initconfig.ROMount},
-		&os.ProcAttr{Dir: "/", Env: []string{"TZ=", "PATH=/bin:/sbin"}, Files: files})
-	wr.Close()
-	if con != nil {
-		con.Close()
-	}
-	if err != nil {
-		s.log.Printf("start %s: %v", bin, err)
-		return
-	}
-	switch err := waitReady(rd, 30*time.Second); err {
-	case nil:
-	case errNotReady:
-		s.log.Printf("%s did not get ready in 30s; going on", bin)
-	default:
-		s.log.Printf("%s exited before %s was ready", bin, initconfig.ROMount)
-		return
-	}
-	s.fuse = p
-	s.log.Printf("serving %s from %s (distri-fuse pid %d)", initconfig.ROMount, initconfig.Store, p.Pid)
+	s.fuse = d
+	s.log.Printf("serving %s from %s (distri-fuse pid %d)", initconfig.ROMount, initconfig.Store, d.process().Pid)
 }
 
 // findSystemd returns the newest systemd in /ro, else a systemd on the
@@ -296,20 +275,18 @@ func (s *system) supervise(ctx context.Context, logins []string) error {
 // shutdown stops every process, unmounts, syncs and halts.
 func (s *system) shutdown(h pid1.Halt) error {
 	s.log.Printf("shutting down: %s", h)
-	s.reaper.killAll(unix.SIGTERM, 3*time.Second, s.fuse)
-	s.reaper.killAll(unix.SIGKILL, time.Second, s.fuse)
+	var fuse *os.Process
+	if s.fuse != nil {
+		fuse = s.fuse.process()
+	}
+	s.reaper.killAll(unix.SIGTERM, 3*time.Second, fuse)
+	s.reaper.killAll(unix.SIGKILL, time.Second, fuse)
 	unix.Sync()
 	if s.fstab != nil {
 		s.fstab.UnmountAll() // logs each failure; what is left is detached below
 	}
 	if s.fuse != nil {
-		unix.Unmount(initconfig.ROMount, unix.MNT_DETACH)
-		s.fuse.Signal(unix.SIGTERM)
-		select {
-		case <-s.reaper.wait(s.fuse.Pid):
-		case <-time.After(3 * time.Second):
-			s.fuse.Kill()
-		}
+		s.fuse.stop(3 * time.Second)
 	}
 	if mps, err := pid1.Mountpoints(); err == nil {
 		slices.Reverse(mps)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,6 +82,51 @@ func main() {
 	fmt.Printf("LOGIN modprobe-by-hand=%v took=%v kmod-cache=%s kmod-run=%s premade-marker=%s\n", err, took.Round(time.Millisecond),
 		entries("/var/cache/distri/kmod"), entries("/run/distri/kmod"), strings.TrimSpace(string(marker)))
 	fetch()
+	killFuse()
+}
+
+// fusePid returns the pid of the process whose argv[0] is @distri-fuse
+// (as distri-init starts it), or 0.
+func fusePid() int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline"); strings.HasPrefix(string(b), "@distri-fuse\x00") {
+			return pid
+		}
+	}
+	return 0
+}
+
+// killFuse prints distri-fuse's oom_score_adj, kills it with SIGKILL and
+// waits up to 10 s for /ro to be served again by a new one (distri-init
+// restarts it). This program lives on the root, not in /ro, so it keeps
+// running while /ro is gone.
+func killFuse() {
+	old := fusePid()
+	oom, _ := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", old))
+	err := unix.Kill(old, unix.SIGKILL)
+	start := time.Now()
+	pid := 0
+	for err == nil {
+		if pid = fusePid(); pid != 0 && pid != old {
+			if _, err = os.ReadDir("/ro"); err == nil {
+				break
+			}
+		}
+		if time.Since(start) > 10*time.Second {
+			err = fmt.Errorf("/ro not back after 10s: %v", err)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+		err = nil
+	}
+	newOOM, _ := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid))
+	fmt.Printf("LOGIN fuse-oom=%s fuse-restarted=%v new-oom=%s after=%v err=%v\n", strings.TrimSpace(string(oom)), pid != 0 && pid != old,
+		strings.TrimSpace(string(newOOM)), time.Since(start).Round(time.Millisecond), err)
 }
 
 // fetch gets the URL in /etc/http-url, a file that TestBootSystem serves
