@@ -53,7 +53,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strings"
 	"syscall"
 	"time"
 
@@ -106,6 +105,9 @@ type Options struct {
 	// installed kernel packages start (see kernel.go). Empty means the
 	// root's /init.
 	Init string
+	// AllowExpired uses indexes past their expiry (offline use); see
+	// repos.go and lib/repo/freshness.go.
+	AllowExpired bool
 }
 
 // Installer installs into one root.
@@ -231,17 +233,7 @@ func (in *Installer) Update(ctx context.Context) ([]string, error) {
 
 // catalog fetches and verifies every repository's index.
 func (in *Installer) catalog(ctx context.Context) (*catalog, error) {
-	urls := in.opts.Repos
-	if len(urls) == 0 {
-		var err error
-		if urls, err = ReadRepoFiles(in.opts.Root); err != nil {
-			return nil, err
-		}
-	}
-	if len(urls) == 0 {
-		return nil, fmt.Errorf("no repositories: pass --repo or list them in %s", filepath.Join(in.opts.Root, "etc/distri/repos.d/*.repo"))
-	}
-	keys, err := in.keys()
+	sources, err := in.repoOptions() // repos.go: URLs, keys and checks of each
 	if err != nil {
 		return nil, err
 	}
@@ -250,11 +242,12 @@ func (in *Installer) catalog(ctx context.Context) (*catalog, error) {
 		client = repo.NewClient(in.opts.Jobs)
 		in.opts.Client = client
 	}
-	repos := make([]*repo.Repo, len(urls))
-	indexes := make([]*pb.IndexSummary, len(urls))
+	repos := make([]*repo.Repo, len(sources))
+	indexes := make([]*pb.IndexSummary, len(sources))
 	var g errgroup.Group
-	for i, u := range urls {
-		r, err := repo.New(repo.Options{URL: u, Keys: keys, Client: client, Attempts: in.opts.Attempts, RetryDelay: in.opts.RetryDelay, Encodings: in.opts.Encodings})
+	for i, o := range sources {
+		o.Client, o.Attempts, o.RetryDelay, o.Encodings = client, in.opts.Attempts, in.opts.RetryDelay, in.opts.Encodings
+		r, err := repo.New(o)
 		if err != nil {
 			return nil, err
 		}
@@ -268,7 +261,7 @@ func (in *Installer) catalog(ctx context.Context) (*catalog, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	in.timed("fetch and verify %d indexes", len(urls))
+	in.timed("fetch and verify %d indexes", len(sources))
 	return newCatalog(in.opts.Arch, repos, indexes), nil
 }
 
@@ -290,32 +283,6 @@ func (in *Installer) keys() ([]minisign.PublicKey, error) {
 		keys = append(keys, k)
 	}
 	return keys, nil
-}
-
-// ReadRepoFiles returns the repository URLs listed in
-// root/etc/distri/repos.d/*.repo: one a line; text after the first
-// space, empty lines and lines starting with # are ignored.
-func ReadRepoFiles(root string) ([]string, error) {
-	files, err := filepath.Glob(filepath.Join(root, "etc/distri/repos.d/*.repo"))
-	if err != nil {
-		return nil, err
-	}
-	var urls []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		for l := range strings.SplitSeq(string(b), "\n") {
-			l = strings.TrimSpace(l)
-			if l == "" || strings.HasPrefix(l, "#") {
-				continue
-			}
-			u, _, _ := strings.Cut(l, " ")
-			urls = append(urls, u)
-		}
-	}
-	return urls, nil
 }
 
 // install installs fulls with their closure and adds records to the
