@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -77,11 +80,12 @@ func startLimits(ctx context.Context, l Limits) (*limiter, error) {
 	if l.Tmpfs == 0 {
 		l.Tmpfs = DefaultTmpfs
 	}
-	name := fmt.Sprintf("distri-sandbox-%d-%d", os.Getpid(), groupSeq.Add(1))
+	name := fmt.Sprintf("%s%d-%d", groupPrefix, os.Getpid(), groupSeq.Add(1))
 	g, err := cgroup.New(name, cgroup.Limits{Pids: l.Pids, Memory: l.Memory, CPUWeight: l.CPUWeight})
 	if err != nil {
 		return nil, err
 	}
+	removeStale(g.Dirs())
 	lim := &limiter{
 		parent: ctx,
 		limits: l,
@@ -117,6 +121,39 @@ func (l *limiter) watch() {
 		if ev, err := l.group.Events(); err == nil && (ev.PidsMax > 0 || ev.OOMKills > 0) {
 			l.cancel()
 			return
+		}
+	}
+}
+
+// groupPrefix starts the name of every step's group, followed by the PID
+// of the process that runs the step and a counter.
+const groupPrefix = "distri-sandbox-"
+
+// removeStale removes the groups of processes that no longer exist next
+// to dirs: those of a distri-build killed with SIGKILL, whose steps died
+// with it (Pdeathsig, then the PID namespace) but whose empty groups
+// stayed. A group that still holds a process is not removed (rmdir
+// fails), so a reused PID costs nothing but a leftover.
+func removeStale(dirs []string) {
+	for _, d := range dirs {
+		parent := filepath.Dir(d)
+		ents, err := os.ReadDir(parent)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			rest, ok := strings.CutPrefix(e.Name(), groupPrefix)
+			if !ok || !e.IsDir() {
+				continue
+			}
+			pidStr, _, _ := strings.Cut(rest, "-")
+			pid, err := strconv.Atoi(pidStr)
+			if err != nil || pid <= 0 || pid == os.Getpid() {
+				continue
+			}
+			if unix.Kill(pid, 0) == unix.ESRCH {
+				unix.Rmdir(filepath.Join(parent, e.Name()))
+			}
 		}
 	}
 }

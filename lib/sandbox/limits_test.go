@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -269,5 +270,48 @@ func TestLimitsInvalid(t *testing.T) {
 		if _, _, err := runLimited(t, opts, l, "sleep", "0s"); err == nil {
 			t.Errorf("Run with limits %+v succeeded, want an error", l)
 		}
+	}
+}
+
+// TestLimitStaleGroups checks that Run removes the empty groups that a
+// killed distri-build left (named after a PID that no longer exists), and
+// keeps those of live processes.
+func TestLimitStaleGroups(t *testing.T) {
+	opts := limitOptions(t)
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if f := strings.SplitN(line, ":", 3); len(f) == 3 && f[1] == "pids" {
+			own = filepath.Join("/sys/fs/cgroup/pids", f[2])
+		}
+	}
+	if own == "" {
+		distritest.Skip(t, "no cgroup v1 pids hierarchy (the test fakes leftovers there)")
+	}
+	// A PID that existed and no longer does.
+	dead := exec.Command(distritest.NeedTool(t, "true"))
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(own, fmt.Sprintf("distri-sandbox-%d-7", dead.Process.Pid))
+	live := filepath.Join(own, fmt.Sprintf("distri-sandbox-%d-7", os.Getppid()))
+	for _, d := range []string{stale, live} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer unix.Rmdir(live)
+	defer unix.Rmdir(stale)
+	if _, _, err := runLimited(t, opts, sandbox.Limits{}, "sleep", "0s"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale group %s still there (stat: %v)", stale, err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("group %s of a live process removed: %v", live, err)
 	}
 }
