@@ -331,3 +331,21 @@ func TestKill9(t *testing.T) {
 		t.Errorf("installed set mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestReadOnlyCreatesNothing: list, remove and gc of a root without a
+// store, and an install with a bad name, create no folder (list used to
+// create ROOT/roimg, i.e. /roimg without --root).
+func TestReadOnlyCreatesNothing(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "newroot")
+	for _, args := range [][]string{
+		{"--root", root, "list"},
+		{"--root", root, "remove", "hello"},
+		{"--root", root, "gc"},
+		{"--root", root, "--repo", root, "--pubkey", root + ".pub", "hello\nworld"},
+	} {
+		runCmd(t, args...)
+		if _, err := os.Stat(root); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("distri-install %q created %s (%v)", args, root, err)
+		}
+	}
+}

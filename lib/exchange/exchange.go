@@ -54,7 +54,8 @@ func ImagePath(p string) (imagePath string, ok bool) {
 // Paths walks a package image (or its tree on disk, via os.DirFS) and
 // returns, sorted, the /ro-relative path of every non-directory entry
 // (files and symlinks) under its exchange directories: the entries the
-// package contributes to /ro/bin, /ro/lib and so on.
+// package contributes to /ro/bin, /ro/lib and so on. A name that
+// [CheckPath] refuses (a control character) is an error.
 func Paths(fsys fs.FS) ([]string, error) {
 	var paths []string
 	for _, d := range Dirs {
@@ -73,7 +74,11 @@ func Paths(fsys fs.FS) ([]string, error) {
 				return err
 			}
 			if p != d.Image && !e.IsDir() {
-				paths = append(paths, path.Join(d.Ro, p[len(d.Image)+1:]))
+				rel := path.Join(d.Ro, p[len(d.Image)+1:])
+				if err := CheckPath(rel); err != nil {
+					return fmt.Errorf("%s: %w", p, err)
+				}
+				paths = append(paths, rel)
 			}
 			return nil
 		})

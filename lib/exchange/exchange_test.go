@@ -64,3 +64,56 @@ func TestImagePath(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckPath(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		p    string
+		ok   bool
+	}{
+		{"file in bin", "bin/bash", true},
+		{"deep", "lib/pkgconfig/zlib.pc", true},
+		{"dots in names", "share/.hidden/..x", true},
+		{"dotdot out of /ro", "bin/../../etc/shadow", false},
+		{"dot", "bin/./bash", false},
+		{"absolute", "/bin/bash", false},
+		{"empty component", "bin//bash", false},
+		{"trailing slash", "bin/bash/", false},
+		{"newline", "bin/ba\nsh", false},
+		{"exchange dir itself", "bin", false},
+		{"not an exchange dir", "etc/passwd", false},
+		{"empty", "", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := CheckPath(tt.p); (err == nil) != tt.ok {
+				t.Errorf("CheckPath(%q) = %v, want ok %v", tt.p, err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestPathsRefusesControlCharacters(t *testing.T) {
+	fsys := fstest.MapFS{"bin/evil\nlib/libc.so.6": {Data: []byte("x")}}
+	if got, err := Paths(fsys); err == nil {
+		t.Errorf("Paths with a newline in a name = %q, want an error", got)
+	}
+}
+
+func TestShadows(t *testing.T) {
+	pkgs := []Provider{
+		{Full: "coreutils-amd64-9-2", Provides: []string{"bin/cat", "bin/ls"}},
+		{Full: "aardvark-amd64-1-1", Provides: []string{"bin/ls", "bin/aardvark"}},
+		{Full: "zsh-amd64-5-1", Provides: []string{"bin/ls", "bin/zsh"}},
+		{Full: "old-amd64-1-1", Provides: []string{"bin/cat"}},
+	}
+	isNew := func(f string) bool { return f == "zsh-amd64-5-1" }
+	want := []Shadow{{Path: "bin/ls", Winner: "aardvark-amd64-1-1", Loser: "zsh-amd64-5-1"}}
+	if diff := cmp.Diff(want, Shadows(pkgs, isNew)); diff != "" {
+		t.Errorf("Shadows mismatch (-want +got):\n%s", diff)
+	}
+	// Nothing new involved: nothing reported, although coreutils and old
+	// share bin/cat.
+	if got := Shadows(pkgs, func(string) bool { return false }); len(got) != 0 {
+		t.Errorf("Shadows without new packages = %v, want none", got)
+	}
+}

@@ -63,6 +63,11 @@ func setTimes(out *fuse.Attr, t time.Time) {
 func imageAttr(out *fuse.Attr, img *image, st squashfs.Stat) {
 	out.Ino = img.ino(st.Ino)
 	out.Mode = unixMode(st.Mode)
+	if img.superseded.Load() && st.Mode.IsRegular() {
+		// Only the newest revision runs with privileges: the kernel
+		// honours the mode bits the daemon reports.
+		out.Mode &^= syscall.S_ISUID | syscall.S_ISGID
+	}
 	out.Nlink = st.Nlink
 	out.Uid, out.Gid = st.Uid, st.Gid
 	out.Size = uint64(st.Size)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"distri.dev/distri/lib/squashfs"
@@ -23,6 +24,10 @@ type image struct {
 	// removed and installed again gets a new gen, so the kernel never
 	// mixes up the two.
 	gen uint64
+	// superseded is set while a newer revision of the same package
+	// (<name>-<arch>) is in the store: its files then lose the setuid
+	// and setgid bits and file capabilities (see doc.go, "Setuid").
+	superseded atomic.Bool
 
 	mu      sync.Mutex
 	f       *os.File

@@ -233,7 +233,7 @@ func (n *imageNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (n *imageNode) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	xs, errno := n.xattrList()
+	xs, errno := n.visibleXattrs()
 	if errno != 0 {
 		return 0, errno
 	}
@@ -241,11 +241,31 @@ func (n *imageNode) Getxattr(ctx context.Context, attr string, dest []byte) (uin
 }
 
 func (n *imageNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	xs, errno := n.xattrList()
+	xs, errno := n.visibleXattrs()
 	if errno != 0 {
 		return 0, errno
 	}
 	return listxattr(xs, dest)
+}
+
+// privilegeXattr is the attribute that carries file capabilities, which
+// a superseded revision's files do not get (like setuid).
+const privilegeXattr = "security.capability"
+
+// visibleXattrs is xattrList without the file capabilities of a
+// superseded revision.
+func (n *imageNode) visibleXattrs() ([]squashfs.Xattr, syscall.Errno) {
+	xs, errno := n.xattrList()
+	if errno != 0 || !n.img.superseded.Load() {
+		return xs, errno
+	}
+	var out []squashfs.Xattr
+	for _, x := range xs {
+		if x.Name != privilegeXattr {
+			out = append(out, x)
+		}
+	}
+	return out, 0
 }
 
 // xattrList returns the node's extended attributes, read from the image

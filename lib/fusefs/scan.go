@@ -144,12 +144,25 @@ func (s *Server) readMeta(dfd int, p *pkgInput) *metaInfo {
 		s.logf("package %s: %v (serving it without exchange entries)", full, err)
 		return mi
 	}
-	mi.provides = meta.GetProvides()
+	for _, rel := range meta.GetProvides() {
+		// A provides entry becomes the symlink /ro/<rel> →
+		// ../<full>/<image path>: one with .. or a newline would point
+		// out of the package, or out of /ro.
+		if err := exchange.CheckPath(rel); err != nil {
+			s.logf("package %s: meta: %v (entry ignored)", full, err)
+			continue
+		}
+		mi.provides = append(mi.provides, rel)
+	}
 	for _, u := range meta.GetRuntimeUnion() {
 		dir := path.Clean(strings.TrimPrefix(u.GetDir(), "/"))
 		if !strings.HasPrefix(dir, "out/") {
 			// The original's dir is relative to out/ (lib/irssi/modules).
 			dir = path.Join("out", dir)
+		}
+		if !strings.HasPrefix(dir, "out/") {
+			s.logf("package %s: runtime_union %q: not a folder below out/", full, u.GetDir())
+			continue
 		}
 		if !pkgname.IsFull(u.GetPkg()) {
 			s.logf("package %s: runtime_union %q: host %q is not a full package name", full, u.GetDir(), u.GetPkg())
@@ -157,7 +170,7 @@ func (s *Server) readMeta(dfd int, p *pkgInput) *metaInfo {
 		}
 		mi.unions = append(mi.unions, unionTarget{dir: dir, host: u.GetPkg()})
 	}
-	if len(mi.provides) == 0 {
+	if len(meta.GetProvides()) == 0 {
 		// No provides: an image from elsewhere (mksquashfs) or an old
 		// meta. Walk the image's exchange directories once; the result
 		// is cached for as long as meta and image stay the same.

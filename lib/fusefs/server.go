@@ -22,6 +22,7 @@ import (
 
 	"distri.dev/distri/lib/fusectl"
 	"distri.dev/distri/lib/internal/mountinfo"
+	"distri.dev/distri/lib/pkgname"
 )
 
 // Options say what to serve where.
@@ -293,6 +294,7 @@ func (s *Server) rescan(ctx context.Context) error {
 	alloc := &inoAlloc{next: func() uint64 { return s.inos.Add(1) }, old: s.vinos, now: map[string]uint64{}}
 	nt := buildTree(pkgs, old, alloc, time.Now())
 	s.vinos = alloc.now
+	changed := markSuperseded(pkgs)
 	s.tree.Store(nt)
 	if old == nil {
 		s.debugf("scanned %d packages in %v", len(nt.names), time.Since(start))
@@ -320,6 +322,14 @@ func (s *Server) rescan(ctx context.Context) error {
 			}
 		}
 		s.notify(old, nt)
+		// Attributes the kernel cached of revisions that a newer one
+		// superseded now (their setuid bits go), or that are the
+		// newest again (they come back).
+		for _, img := range changed {
+			if n := s.root.GetChild(img.full); n != nil {
+				invalidateAttrsBelow(n)
+			}
+		}
 	}
 	// Images that left the store close now, or when their last open
 	// file is closed.
@@ -330,6 +340,36 @@ func (s *Server) rescan(ctx context.Context) error {
 	}
 	s.debugf("rescan: %d packages (+%d -%d) in %v", len(nt.names), added, removed, time.Since(start))
 	return nil
+}
+
+// markSuperseded sets each image's superseded flag: whether a newer
+// revision of its package is among pkgs. It returns the images whose
+// flag changed.
+func markSuperseded(pkgs []pkgInput) []*image {
+	newest := map[string]pkgInput{}
+	for _, p := range pkgs {
+		u := p.name.Unqualified()
+		if cur, ok := newest[u]; !ok || pkgname.Compare(cur.name, p.name) < 0 {
+			newest[u] = p
+		}
+	}
+	var changed []*image
+	for _, p := range pkgs {
+		sup := newest[p.name.Unqualified()].img != p.img
+		if was := p.img.superseded.Swap(sup); sup != was {
+			changed = append(changed, p.img)
+		}
+	}
+	return changed
+}
+
+// invalidateAttrsBelow drops the attributes the kernel cached of n and
+// every node it knows below n (offset -1: attributes only, not pages).
+func invalidateAttrsBelow(n *fs.Inode) {
+	n.NotifyContent(-1, 0)
+	for _, ch := range n.Children() {
+		invalidateAttrsBelow(ch)
+	}
 }
 
 func (s *Server) logf(format string, args ...any) { s.log.Printf(format, args...) }

@@ -16,6 +16,14 @@ import (
 // explicitly installed set and deletes their installed revisions that the
 // rest of the set does not need. It returns the full names deleted.
 func (in *Installer) Remove(ctx context.Context, names []string) ([]string, error) {
+	for _, name := range names {
+		if err := pkgname.CheckName(name); err != nil {
+			return nil, fmt.Errorf("remove: %w", err)
+		}
+	}
+	if err := in.storeExists(); err != nil {
+		return nil, fmt.Errorf("remove: %w", err)
+	}
 	lock, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
 	if err != nil {
 		return nil, err
@@ -130,6 +138,10 @@ func (in *Installer) Remove(ctx context.Context, names []string) ([]string, erro
 // every half-installed image. Other files are left alone. It returns
 // what it deleted.
 func (in *Installer) GC(ctx context.Context) ([]string, error) {
+	// Refuse before the lock, which would create a missing store.
+	if _, err := in.store.Installed(); errors.Is(err, os.ErrNotExist) {
+		return nil, errNoInstalledSet(in.store.Dir())
+	}
 	lock, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
 	if err != nil {
 		return nil, err
@@ -137,7 +149,7 @@ func (in *Installer) GC(ctx context.Context) ([]string, error) {
 	defer lock.Unlock()
 	keep, problems, err := in.store.Needed()
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("gc: %s has no explicitly installed set (%s); refusing to delete every package", in.store.Dir(), "installed")
+		return nil, errNoInstalledSet(in.store.Dir())
 	}
 	if err != nil {
 		return nil, err
@@ -198,4 +210,21 @@ func (in *Installer) List(ctx context.Context, opts ListOptions) ([]string, erro
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// storeExists returns an error unless the store folder exists: commands
+// that only change an existing store (remove, gc) do not create one.
+func (in *Installer) storeExists() error {
+	fi, err := os.Stat(in.store.Dir())
+	if err != nil {
+		return fmt.Errorf("no package store: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("no package store: %s is not a folder", in.store.Dir())
+	}
+	return nil
+}
+
+func errNoInstalledSet(dir string) error {
+	return fmt.Errorf("gc: %s has no explicitly installed set (%s); refusing to delete every package", dir, "installed")
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"distri.dev/distri/lib/exchange"
 	"distri.dev/distri/lib/squashfs"
 )
 
@@ -32,7 +33,8 @@ var exchangeDirs = []struct{ image, ro string }{
 // lib/libz.so.1: every file and symlink below bin/, out/bin, out/sbin,
 // out/lib, out/lib64, out/libexec, out/include, out/share and
 // out/gopath, with out/ (and sbin) mapped away. The result is sorted and
-// has no duplicates.
+// has no duplicates. A file name that makes a bad entry (a control
+// character such as a newline: see exchange.CheckPath) is an error.
 func Provides(fsys fs.FS) ([]string, error) {
 	var out []string
 	for _, d := range exchangeDirs {
@@ -46,8 +48,11 @@ func Provides(fsys fs.FS) ([]string, error) {
 			if e.IsDir() {
 				return nil
 			}
-			rel := strings.TrimPrefix(p, d.image+"/")
-			out = append(out, path.Join(d.ro, rel))
+			rel := path.Join(d.ro, strings.TrimPrefix(p, d.image+"/"))
+			if err := exchange.CheckPath(rel); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+			out = append(out, rel)
 			return nil
 		})
 		if err != nil {

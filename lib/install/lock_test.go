@@ -1,0 +1,122 @@
+package install_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"distri.dev/distri/lib/mirror"
+	"distri.dev/distri/lib/mirror/mirrortest"
+)
+
+// stallingWriter passes the first n bytes of a response, then waits
+// until release is closed (or the request ends).
+type stallingWriter struct {
+	http.ResponseWriter
+	n       int
+	stalled chan<- struct{}
+	release <-chan struct{}
+	done    <-chan struct{}
+}
+
+func (w *stallingWriter) Write(b []byte) (int, error) {
+	if w.n <= 0 || len(b) <= w.n {
+		w.n -= len(b)
+		return w.ResponseWriter.Write(b)
+	}
+	k, err := w.ResponseWriter.Write(b[:w.n])
+	w.n = 0
+	if err != nil {
+		return k, err
+	}
+	w.ResponseWriter.(http.Flusher).Flush()
+	select {
+	case w.stalled <- struct{}{}:
+	default:
+	}
+	select {
+	case <-w.release:
+	case <-w.done:
+	}
+	m, err := w.ResponseWriter.Write(b[k:])
+	return k + m, err
+}
+
+// TestNoLockWhileDownloading attacks the lock with a mirror that stalls
+// in the middle of an image: while one install waits for it, another
+// install, gc and a plain Lock must get the store lock at once (the old
+// installer held it for the whole download). The stalled install then
+// completes.
+func TestNoLockWhileDownloading(t *testing.T) {
+	r := mirrortest.NewRepo(t, libc2, shell, help)
+	stalled := make(chan struct{}, 1)
+	release := make(chan struct{})
+	h := mirror.Handler(r.Dir)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if strings.Contains(req.URL.Path, "shell-amd64-5-3.squashfs") {
+			w = &stallingWriter{ResponseWriter: w, n: 4096, stalled: stalled, release: release, done: req.Context().Done()}
+		}
+		h.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	pub := r.PubFile(t)
+	root := t.TempDir()
+
+	slow := newInstaller(t, root, nil, []string{pub}, srv.URL)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := slow.Install(t.Context(), []string{"shell"})
+		errc <- err
+	}()
+	select {
+	case <-stalled:
+	case err := <-errc:
+		t.Fatalf("Install(shell) ended before the mirror stalled: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the mirror never stalled")
+	}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	var logs bytes.Buffer
+	other := newInstaller(t, root, &logs, []string{pub}, srv.URL)
+	start := time.Now()
+	if got, err := other.Install(ctx, []string{"help"}); err != nil || !cmp.Equal(got, []string{"help-amd64-1-1"}) {
+		t.Fatalf("Install(help) during a stalled download = %v, %v", got, err)
+	}
+	if _, err := other.GC(ctx); err != nil {
+		t.Fatalf("GC during a stalled download: %v", err)
+	}
+	l, err := other.Store().Lock(ctx, nil)
+	if err != nil {
+		t.Fatalf("Lock during a stalled download: %v", err)
+	}
+	l.Unlock()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("install, gc and lock took %v during a stalled download, want well under 3s", d)
+	}
+	if strings.Contains(logs.String(), "waiting for the lock") {
+		t.Errorf("another install waited for the lock: %q", logs.String())
+	}
+
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatalf("the stalled Install(shell): %v", err)
+	}
+	if diff := cmp.Diff([]string{"help-amd64-1-1", "libc-amd64-1-2", "shell-amd64-5-3"}, list(t, slow)); diff != "" {
+		t.Errorf("store mismatch (-want +got):\n%s", diff)
+	}
+}
