@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -26,14 +26,17 @@ import (
 //     If-Modified-Since work on the representation sent (as nginx does:
 //     a range of a zstd response counts bytes of X.zst);
 //   - names starting with "." (the index cache, temporary files) are not
-//     served; directories get a listing.
+//     served; directories get a listing;
+//   - every file is opened through an [os.Root] of repo: a symlink in
+//     the repository is followed only while it stays inside it (one to
+//     /etc/shadow, or ../../home, answers 404), so whoever can put a
+//     symlink into the repository cannot publish the server's files.
 func Handler(repo string) http.Handler {
-	return &handler{root: repo, dirs: http.FileServer(http.Dir(repo))}
+	return &handler{root: repo}
 }
 
 type handler struct {
 	root string
-	dirs http.Handler
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -49,14 +52,23 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	p := filepath.Join(h.root, filepath.FromSlash(upath))
-	fi, err := os.Stat(p)
+	root, err := os.OpenRoot(h.root)
+	if err != nil {
+		http.Error(w, "repository not available", http.StatusInternalServerError)
+		return
+	}
+	defer root.Close()
+	p := strings.TrimPrefix(upath, "/")
+	if p == "" {
+		p = "."
+	}
+	fi, err := root.Stat(p)
 	if err != nil {
 		http.NotFound(w, r)
 		return
 	}
 	if fi.IsDir() {
-		h.dirs.ServeHTTP(w, r)
+		http.FileServerFS(root.FS()).ServeHTTP(w, r)
 		return
 	}
 	ctype := mime.TypeByExtension(path.Ext(upath))
@@ -70,12 +82,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !accepted[enc.name] {
 			continue
 		}
-		if sfi, err := os.Stat(p + enc.suffix); err == nil && sfi.Mode().IsRegular() {
+		if sfi, err := root.Stat(p + enc.suffix); err == nil && sfi.Mode().IsRegular() {
 			send, encoding, fi = p+enc.suffix, enc.name, sfi
 			break
 		}
 	}
-	f, err := os.Open(send)
+	f, err := root.Open(send)
 	if err != nil {
 		http.NotFound(w, r)
 		return
@@ -125,6 +137,17 @@ type ServeOptions struct {
 	Ready func(url string)
 	// Log receives server errors; nil discards.
 	Log *log.Logger
+	// ReadHeaderTimeout bounds how long a client may take to send a
+	// request's header; 0 means 30s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a kept-alive connection without a request for
+	// this long; 0 means 2 minutes.
+	IdleTimeout time.Duration
+	// WriteTimeout closes a connection whose client has not taken any
+	// of the response for this long (it is a deadline per write, not
+	// for the whole response: a large image over a slow but moving link
+	// is fine); 0 means 1 minute.
+	WriteTimeout time.Duration
 }
 
 // Serve serves the repository until ctx is cancelled, then shuts down
@@ -145,8 +168,9 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           Handler(opts.Repo),
-		ReadHeaderTimeout: 30 * time.Second,
+		Handler:           writeDeadline(Handler(opts.Repo), cmp.Or(opts.WriteTimeout, time.Minute)),
+		ReadHeaderTimeout: cmp.Or(opts.ReadHeaderTimeout, 30*time.Second),
+		IdleTimeout:       cmp.Or(opts.IdleTimeout, 2*time.Minute),
 		ErrorLog:          opts.Log,
 	}
 	if srv.ErrorLog == nil {
@@ -169,6 +193,28 @@ func Serve(ctx context.Context, opts ServeOptions) error {
 	}
 	return nil
 }
+
+// writeDeadline gives every write of a response d to make progress: a
+// client that stops reading (slowloris in reverse) loses its connection
+// instead of holding a goroutine and an open file forever.
+func writeDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: d}, r)
+	})
+}
+
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+	d  time.Duration
+}
+
+func (w *deadlineWriter) Write(b []byte) (int, error) {
+	w.rc.SetWriteDeadline(time.Now().Add(w.d))
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type discard struct{}
 

@@ -3,7 +3,10 @@ package mirror_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -184,4 +187,111 @@ func TestServe(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after cancel")
 	}
+}
+
+// TestHandlerSymlinksStayInside attacks the server with symlinks in the
+// repository that point out of it (absolute and relative, to a file and
+// to a folder): none is followed. A symlink inside the repository still
+// works.
+func TestHandlerSymlinksStayInside(t *testing.T) {
+	r := mirrortest.NewRepo(t, testPkgs...)
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(filepath.Join(r.Dir, "pkg"), outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{
+		"pkg/abs-file":   filepath.Join(outside, "secret"),
+		"pkg/rel-file":   filepath.Join(rel, "secret"),
+		"pkg/abs-dir":    outside,
+		"pkg/rel-dir":    rel,
+		"pkg/inside.bin": "index.minisig",
+	} {
+		if err := os.Symlink(target, filepath.Join(r.Dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(mirror.Handler(r.Dir))
+	defer srv.Close()
+	for _, p := range []string{"pkg/abs-file", "pkg/rel-file", "pkg/abs-dir/secret", "pkg/rel-dir/secret", "pkg/abs-dir/", "pkg/rel-dir/"} {
+		resp, err := http.Get(srv.URL + "/" + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 || bytes.Contains(body, []byte("secret")) {
+			t.Errorf("GET %s = %s %q, want no access out of the repository", p, resp.Status, body)
+		}
+	}
+	resp, err := http.Get(srv.URL + "/pkg/inside.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET a symlink inside the repository = %s, want 200", resp.Status)
+	}
+}
+
+// TestServeTimeouts attacks distri-mirror serve with a client that opens
+// a connection and sends nothing, and one that asks for a large file and
+// stops reading: the server drops both.
+func TestServeTimeouts(t *testing.T) {
+	r := mirrortest.NewRepo(t, testPkgs...)
+	// 256 MiB, sparse: more than any socket buffers hold.
+	big, err := os.Create(filepath.Join(r.Dir, "pkg", "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := big.Truncate(256 << 20); err != nil {
+		t.Fatal(err)
+	}
+	big.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	urls := make(chan string, 1)
+	go mirror.Serve(ctx, mirror.ServeOptions{
+		Repo: r.Dir, Listen: "127.0.0.1:0", Ready: func(u string) { urls <- u },
+		ReadHeaderTimeout: 200 * time.Millisecond, IdleTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond,
+	})
+	addr := strings.TrimPrefix(<-urls, "http://")
+
+	t.Run("silent client", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		start := time.Now()
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Errorf("read from a connection that sent nothing returned data")
+		} else if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+			t.Errorf("the server kept a silent connection open for 5s")
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("silent connection closed after %v", d)
+		}
+	})
+	t.Run("client stops reading", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /pkg/big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+		time.Sleep(2 * time.Second) // read nothing: the server's writes stall
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := io.Copy(io.Discard, c)
+		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("connection still open after 12s (%d bytes read)", n)
+		}
+		if n >= 256<<20 {
+			t.Errorf("read the whole %d bytes, want the server to give up on the stalled response", n)
+		}
+	})
 }
