@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -225,4 +226,43 @@ func TestTermAfterDetach(t *testing.T) {
 	if stderr.Len() != 0 {
 		t.Errorf("stderr %q, want nothing", stderr.String())
 	}
+}
+
+// TestReadinessFailureLeavesNoMount: a start whose readiness cannot be
+// signalled (the descriptor is not open) fails, and takes its mount
+// down: the old daemon kept serving a mount nobody knew about, and a
+// later exit left it dead.
+func TestReadinessFailureLeavesNoMount(t *testing.T) {
+	distritest.NeedFUSE(t)
+	store := t.TempDir()
+	mkpkg(t, store, "hello-amd64-1-1", map[string]string{"bin/hello": "#!/bin/sh\n"})
+	mnt := t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	code, _, errs := cli.RunArgs(ctx, newRootCmd, "--store", store, "--ctl-socket", filepath.Join(t.TempDir(), "ctl.sock"), "--readiness-fd", "987", mnt)
+	if ctx.Err() != nil {
+		t.Errorf("distri-fuse served until the deadline instead of failing its start")
+	}
+	if code != 1 || !strings.Contains(errs, "--readiness-fd 987") {
+		t.Errorf("exit code %d, stderr %q; want 1 and an error naming --readiness-fd", code, errs)
+	}
+	if isMounted(t, mnt) {
+		unix.Unmount(mnt, unix.MNT_DETACH)
+		t.Errorf("%s is still mounted after the failed start", mnt)
+	}
+}
+
+// isMounted reports whether p is a mount point in /proc/self/mountinfo.
+func isMounted(t *testing.T, p string) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && f[4] == p {
+			return true
+		}
+	}
+	return false
 }

@@ -56,9 +56,12 @@ func runServe(ctx context.Context, opts serveOptions, mountpoint string, stdio c
 	}
 	fmt.Fprintln(stdio.Out, srv.Mountpoint())
 	if opts.readinessFd >= 0 {
-		f := os.NewFile(uintptr(opts.readinessFd), "readiness")
-		fmt.Fprintln(f, srv.Mountpoint())
-		f.Close()
+		// A parent that cannot be told would wait forever, and a
+		// daemon that then exits leaves a dead /ro: fail the start and
+		// take the mount down.
+		if err := signalReady(opts.readinessFd, srv.Mountpoint()); err != nil {
+			return errors.Join(err, srv.Abandon())
+		}
 	}
 
 	hup := make(chan os.Signal, 1)
@@ -98,4 +101,22 @@ func runServe(ctx context.Context, opts serveOptions, mountpoint string, stdio c
 			return nil
 		}
 	}
+}
+
+// signalReady writes the mount point to the readiness descriptor fd and
+// closes it.
+func signalReady(fd int, mountpoint string) error {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("--readiness-fd %d: %w", fd, err)
+	}
+	f := os.NewFile(uintptr(fd), "readiness")
+	_, err := fmt.Fprintln(f, mountpoint)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("--readiness-fd %d: %w", fd, err)
+	}
+	return nil
 }

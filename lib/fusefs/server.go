@@ -183,19 +183,38 @@ func Mount(ctx context.Context, opts Options) (*Server, error) {
 	s.fuse = server
 	go server.Serve()
 	if err := server.WaitMount(); err != nil {
-		return nil, fmt.Errorf("mount %s: %w", opts.Mountpoint, err)
+		return nil, errors.Join(fmt.Errorf("mount %s: %w", opts.Mountpoint, err), s.abandon())
 	}
 	s.openMode()
 	s.debugf("mounted %s on %s (passthrough: %v, open requests: %v)", opts.Store, opts.Mountpoint, s.passthrough, s.openFiles)
 
 	if opts.CtlSocket != "" {
 		if err := s.listenCtl(); err != nil {
-			s.Unmount()
-			return nil, err
+			return nil, errors.Join(err, s.abandon())
 		}
 	}
 	return s, nil
 }
+
+// abandon takes down the mount of a start that failed half way, so that
+// no dead mount stays behind (a /ro whose daemon exited answers
+// ENOTCONN until someone unmounts it): unmount, or, if that fails (a
+// process already entered it), detach. It returns an error only if
+// neither worked.
+func (s *Server) abandon() error {
+	if err := s.Unmount(); err == nil {
+		return nil
+	}
+	if !s.mounted() {
+		return nil
+	}
+	return s.Detach()
+}
+
+// Abandon is [Server.Unmount], and if that fails, [Server.Detach]: for a
+// caller whose start failed after Mount returned (e.g. it could not
+// signal readiness), so that no dead mount stays behind.
+func (s *Server) Abandon() error { return s.abandon() }
 
 // Passthrough reports whether reads of large files are passed through to
 // the kernel (FUSE passthrough) rather than answered by the daemon.
