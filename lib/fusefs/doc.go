@@ -97,6 +97,22 @@
 //     (security.capability, served from the image's xattrs) must work. The
 //     detached kernel mounts behind passthrough are nosuid,nodev: the FUSE
 //     inode's attributes decide what runs.
+//   - Setuid: only the newest revision of each package (per
+//     <name>-<arch>, the one the exchange directories show) keeps its
+//     setuid and setgid bits and file capabilities. An update leaves
+//     the old revision in the store until gc, and a setuid program with
+//     a hole would otherwise stay runnable as /ro/<old>/bin/x. FUSE has
+//     no per-subtree nosuid, but the kernel honours only the mode bits
+//     the daemon reports, so a superseded revision's regular files are
+//     reported without S_ISUID/S_ISGID and without security.capability;
+//     a rescan drops the attributes the kernel cached of every revision
+//     whose status changed. A pinned older revision is superseded too.
+//   - A start that fails after the mount (mount handshake, control
+//     socket, readiness) unmounts again, or detaches if something is
+//     already inside: no dead /ro is left.
+//   - Provides entries of a meta that [exchange.CheckPath] refuses (a
+//     "..", an absolute path, a newline) are ignored and logged: an
+//     exchange symlink never points out of its package.
 //   - Kernel caches: entries, attributes, misses and symlink targets are
 //     cached for a year, directory listings are kept (FOPEN_CACHE_DIR) and
 //     file pages too: images never change, and every change to the virtual
