@@ -218,7 +218,9 @@ func writeIndex(x *Index, out string) error {
 			}
 		},
 		"modules.softdep": func(w *bufio.Writer) {
-			for _, n := range names {
+			// Every module's, not only those in Path: a depmod index
+			// may give softdeps to built-in modules, which Needs follows.
+			for _, n := range slices.Sorted(maps.Keys(x.Softdeps)) {
 				if sd := x.Softdeps[n]; len(sd) > 0 {
 					fmt.Fprintf(w, "softdep %s pre: %s\n", n, strings.Join(sd, " "))
 				}
