@@ -137,7 +137,7 @@ func ParseCmdline(s string) (Cmdline, error) {
 	var errs []error
 	names := map[string]int{} // UUID → index in c.LUKS
 	addLUKS := func(uuid, name string) error {
-		uuid = strings.ToLower(strings.TrimPrefix(uuid, "luks-"))
+		uuid = strings.TrimPrefix(strings.ToLower(uuid), "luks-")
 		if uuid == "" {
 			return errors.New("empty UUID")
 		}
