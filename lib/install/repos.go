@@ -223,7 +223,7 @@ func (in *Installer) repoOptions() ([]repo.Options, error) {
 			Trust: repo.Trust{
 				Name:         e.Name,
 				AllowExpired: in.opts.AllowExpired,
-				Seen:         func(s repo.Stamp) error { return st.seen(id, e.Name != "", url, s) },
+				Seen:         func(s repo.Stamp) error { return st.seen(id, e.Name != "", url, s, in.logf) },
 				Warnf:        in.logf,
 			},
 		})

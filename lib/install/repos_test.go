@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
+	"distri.dev/distri/lib/distritest"
 	"distri.dev/distri/lib/install"
 	"distri.dev/distri/lib/minisign"
 	"distri.dev/distri/lib/mirror"
@@ -342,5 +344,45 @@ func TestReadRepoEntries(t *testing.T) {
 				t.Errorf("ReadRepoEntries mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestRollbackReadOnlyState: where the state cannot be written (here a
+// read-only bind mount; for a user, no permission), an older index is
+// still refused, and a newer one is used with a notice that it is not
+// remembered.
+func TestRollbackReadOnlyState(t *testing.T) {
+	distritest.NeedRoot(t)
+	now := time.Now()
+	r := mirrortest.NewRepo(t, libc1)
+	oldIdx, oldSig := sign(t, r, mirror.IndexOptions{Now: now.Add(-3 * time.Hour)})
+	sign(t, r, mirror.IndexOptions{Now: now.Add(-2 * time.Hour)})
+	root := t.TempDir()
+	in := newInstaller(t, root, nil, []string{r.PubFile(t)}, r.Dir)
+	if _, err := in.Install(t.Context(), []string{"libc"}); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(root, "var/lib/distri/repos")
+	if err := unix.Mount(state, state, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(state, 0); err != nil {
+			t.Errorf("unmount %s: %v", state, err)
+		}
+	})
+	if err := unix.Mount("", state, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+	replay(t, r, oldIdx, oldSig)
+	var rb *repo.RollbackError
+	if _, err := in.Update(t.Context()); !errors.As(err, &rb) {
+		t.Errorf("update from a replayed index with a read-only state = %v, want a *repo.RollbackError", err)
+	}
+	sign(t, r, mirror.IndexOptions{Now: now.Add(-time.Hour)})
+	var logw bytes.Buffer
+	in = newInstaller(t, root, &logw, []string{r.PubFile(t)}, r.Dir)
+	if _, err := in.Update(t.Context()); err != nil || !strings.Contains(logw.String(), "not remembered") {
+		t.Errorf("update from a newer index with a read-only state = %v, log %q; want success and a notice", err, logw.String())
 	}
 }

@@ -54,39 +54,29 @@ func (s *repoState) path(id string, named bool) string {
 }
 
 // seen refuses st if it is older than the newest stamp recorded for the
-// repository id, and records it if it is newer.
-func (s *repoState) seen(id string, named bool, url string, st repo.Stamp) error {
+// repository id, and records it if it is newer. Where the state cannot
+// be written for lack of permission (a user listing what is available,
+// a read-only root), st is still checked against what is recorded, and
+// warnf says that it is not remembered.
+func (s *repoState) seen(id string, named bool, url string, st repo.Stamp, warnf func(string, ...any)) error {
 	p := s.path(id, named)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return fmt.Errorf("remember index time stamp: %w", err)
-	}
-	lock, err := os.OpenFile(filepath.Join(s.dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	unlock, err := s.lock(filepath.Dir(p))
 	if err != nil {
-		return fmt.Errorf("remember index time stamp: %w", err)
-	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return fmt.Errorf("remember index time stamp: lock %s: %w", lock.Name(), err)
-	}
-	var old repoRecord
-	b, err := os.ReadFile(p)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return fmt.Errorf("remember index time stamp: %w", err)
-	default:
-		if err := json.Unmarshal(b, &old); err != nil || old.Timestamp <= 0 {
-			return fmt.Errorf("%s: not a repository state file (%v): remove it to accept any index of %s once", p, err, id)
+		if !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EROFS) {
+			return fmt.Errorf("remember index time stamp: %w", err)
 		}
-		if err := repo.CheckRollback(id, repo.Stamp{Signed: time.Unix(old.Timestamp, 0)}, st); err != nil {
+		if _, err := check(p, id, st); err != nil {
 			return err
 		}
-		if old.Timestamp >= st.Signed.Unix() {
-			return nil
-		}
+		warnf("repository %s: the time stamp of its index is not remembered: %v", id, err)
+		return nil
 	}
-	rec := repoRecord{Repository: id, URL: url, Timestamp: max(st.Signed.Unix(), old.Timestamp)}
-	rec.Signed = time.Unix(rec.Timestamp, 0).UTC()
+	defer unlock()
+	oldTime, err := check(p, id, st)
+	if err != nil || oldTime >= st.Signed.Unix() {
+		return err
+	}
+	rec := repoRecord{Repository: id, URL: url, Timestamp: st.Signed.Unix(), Signed: st.Signed.UTC()}
 	out, err := json.MarshalIndent(rec, "", "\t")
 	if err != nil {
 		return err
@@ -95,4 +85,37 @@ func (s *repoState) seen(id string, named bool, url string, st repo.Stamp) error
 		return fmt.Errorf("remember index time stamp: %w", err)
 	}
 	return nil
+}
+
+// lock creates dir (and s.dir) and takes the lock of s.dir.
+func (s *repoState) lock(dir string) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// check refuses st if the file p records a newer stamp for id, and
+// returns the recorded time stamp (0: none).
+func check(p, id string, st repo.Stamp) (int64, error) {
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("check index time stamp: %w", err)
+	}
+	var old repoRecord
+	if err := json.Unmarshal(b, &old); err != nil || old.Timestamp <= 0 {
+		return 0, fmt.Errorf("%s: not a repository state file (%v): remove it to accept any index of %s once", p, err, id)
+	}
+	return old.Timestamp, repo.CheckRollback(id, repo.Stamp{Signed: time.Unix(old.Timestamp, 0)}, st)
 }
