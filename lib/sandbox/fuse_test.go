@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"distri.dev/distri/lib/distritest"
 )
@@ -18,7 +19,9 @@ func TestFUSERO(t *testing.T) {
 		t.Fatal(err)
 	}
 	mnt := t.TempDir()
-	srv, err := fs.Mount(mnt, loop, &fs.Options{})
+	// allow_other: the step is not the mount's owner (host root) but an
+	// id of the sandbox's user namespace.
+	srv, err := fs.Mount(mnt, loop, &fs.Options{MountOptions: fuse.MountOptions{AllowOther: true}})
 	if err != nil {
 		t.Fatalf("mount loopback of %s at %s: %v", opts.RO, mnt, err)
 	}

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -16,10 +18,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Init is the sandbox helper: PID 1 of the sandbox's PID namespace. It
-// assembles the root, starts the step as its child, reaps every process
-// that is re-parented to it, and exits with the step's exit status. It
-// never returns. Call it only when IsInit(os.Args[0]) is true.
+// Init is the sandbox helper: PID 1 of the sandbox's PID namespace and root
+// of its user namespace. It assembles the root, starts the step as its
+// child, confined (confine_linux.go), reaps every process that is
+// re-parented to it, and exits with the step's exit status. It never
+// returns. Call it only when IsInit(os.Args[0]) is true.
 func Init() {
 	// fds 3 (config) and 4 (errors) must not leak into the step.
 	syscall.CloseOnExec(3)
@@ -29,21 +32,30 @@ func Init() {
 		fmt.Fprintf(errPipe, "%v\n", err)
 		os.Exit(exitSetup)
 	}
-	var cfg config
-	if err := json.NewDecoder(os.NewFile(3, "sandbox-config")).Decode(&cfg); err != nil {
+	cfg, trees, err := readConfig(3)
+	if err != nil {
 		fail(fmt.Errorf("read config: %w", err))
 	}
-	if err := setup(&cfg); err != nil {
+	if err := setup(&cfg, trees); err != nil {
 		fail(err)
 	}
 	argv0, err := lookPath(cfg.Argv[0], cfg.Env)
 	if err != nil {
 		fail(err)
 	}
+	// The confinement applies to this thread and is inherited by the
+	// step, which ForkExec clones from it; the helper's other threads
+	// keep their capabilities, and it needs none any more.
+	runtime.LockOSThread()
+	if err := confine(); err != nil {
+		fail(err)
+	}
 	pid, err := syscall.ForkExec(argv0, cfg.Argv, &syscall.ProcAttr{
 		Dir:   cfg.Dir,
 		Env:   cfg.Env,
 		Files: []uintptr{0, 1, 2},
+		// A session of its own, without a controlling terminal.
+		Sys: &syscall.SysProcAttr{Setsid: true},
 	})
 	if err != nil {
 		fail(fmt.Errorf("exec %v: %w", cfg.Argv, err))
@@ -55,6 +67,50 @@ func Init() {
 	// syscall.Exit, not os.Exit: there is nothing to flush, and under the
 	// race detector os.Exit(0) sleeps a second (GORACE atexit_sleep_ms).
 	syscall.Exit(reap(pid))
+}
+
+// readConfig reads the JSON config and the bind mounts' trees (one file
+// descriptor per config.Binds entry) from the socket fd until EOF.
+func readConfig(fd int) (config, []int, error) {
+	var cfg config
+	var data bytes.Buffer
+	var trees []int
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(16*4))
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return cfg, nil, err
+		}
+		if oobn > 0 {
+			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+			if err != nil {
+				return cfg, nil, err
+			}
+			for _, m := range msgs {
+				fds, err := unix.ParseUnixRights(&m)
+				if err != nil {
+					return cfg, nil, err
+				}
+				trees = append(trees, fds...)
+			}
+		}
+		if n == 0 {
+			break
+		}
+		data.Write(buf[:n])
+	}
+	unix.Close(fd)
+	if err := json.Unmarshal(data.Bytes(), &cfg); err != nil {
+		return cfg, nil, err
+	}
+	if len(trees) != len(cfg.Binds) {
+		return cfg, nil, fmt.Errorf("got %d mount trees for %d binds", len(trees), len(cfg.Binds))
+	}
+	return cfg, trees, nil
 }
 
 // reap waits for every child, the step's and orphans alike, and returns the
@@ -109,15 +165,21 @@ const (
 	hosts  = "127.0.0.1 localhost\n::1 localhost\n"
 )
 
-// setup assembles the root in a tmpfs on cfg.Root and pivots into it.
-func setup(cfg *config) error {
+// assembleAt is where the helper assembles the root before pivoting into
+// it: a tmpfs over the host's /tmp, in the helper's own mount namespace.
+// The helper is an unprivileged id on the host and may not be able to look
+// up any other host directory; the binds arrive as file descriptors.
+const assembleAt = "/tmp"
+
+// setup assembles the root in a tmpfs and pivots into it.
+func setup(cfg *config, trees []int) error {
 	// Nothing below may propagate back to the host.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
-	root := cfg.Root
-	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,"+cfg.Tmpfs.Scratch); err != nil {
-		return fmt.Errorf("mount tmpfs on %s: %w", root, err)
+	root := assembleAt
+	if err := mountTmpfs(root, unix.MS_NOSUID|unix.MS_NODEV, "mode=0755", cfg.Tmpfs.Scratch); err != nil {
+		return err
 	}
 	// /ro first, then the links (which point into it), then the other
 	// binds, which are resolved through the links.
@@ -127,7 +189,7 @@ func setup(cfg *config) error {
 				return err
 			}
 		}
-		if err := bindMount(root, b); err != nil {
+		if err := attach(root, b, trees[i]); err != nil {
 			return err
 		}
 	}
@@ -137,6 +199,9 @@ func setup(cfg *config) error {
 		}
 	}
 	if err := mountTmp(root, cfg.Tmpfs); err != nil {
+		return err
+	}
+	if err := mountProc(root); err != nil {
 		return err
 	}
 	if err := mountDev(root, cfg.Tmpfs); err != nil {
@@ -153,6 +218,19 @@ func setup(cfg *config) error {
 	}
 	if err := loopbackUp(); err != nil {
 		return err
+	}
+	return nil
+}
+
+// mountTmpfs mounts a tmpfs on target with mode (e.g. "mode=0755") and
+// size (the Limits' options, e.g. "size=4294967296,nr_inodes=262144").
+func mountTmpfs(target string, flags uintptr, mode, size string) error {
+	data := mode
+	if size != "" {
+		data += "," + size
+	}
+	if err := unix.Mount("tmpfs", target, "tmpfs", flags, data); err != nil {
+		return fmt.Errorf("mount tmpfs on %s: %w", target, err)
 	}
 	return nil
 }
@@ -206,7 +284,10 @@ func links(root string, links map[string]string) error {
 	return nil
 }
 
-func bindMount(root string, b bind) error {
+// attach mounts the detached tree (a clone of b.Host Run made, already
+// read-only and idmapped as b asks) at b.At.
+func attach(root string, b bind, tree int) error {
+	defer unix.Close(tree)
 	target, err := resolve(root, b.At)
 	if err != nil {
 		return err
@@ -214,22 +295,8 @@ func bindMount(root string, b bind) error {
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return fmt.Errorf("bind %s: %w", b.At, err)
 	}
-	if err := unix.Mount(b.Host, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, target, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return fmt.Errorf("bind %s at %s: %w", b.Host, b.At, err)
-	}
-	if !b.ReadOnly {
-		return nil
-	}
-	// A bind mount inherits the source's flags; MS_RDONLY passed with
-	// MS_BIND is ignored (the original distri's bug). mount_setattr makes
-	// the whole subtree read-only; the remount is the pre-5.12 fallback,
-	// which only covers the top mount.
-	err = unix.MountSetattr(-1, target, unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY})
-	if errors.Is(err, unix.ENOSYS) {
-		err = unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
-	}
-	if err != nil {
-		return fmt.Errorf("make %s read-only: %w", b.At, err)
 	}
 	return nil
 }
@@ -239,9 +306,18 @@ func mountTmp(root string, sizes tmpfsSizes) error {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return fmt.Errorf("mount /tmp: %w", err)
 	}
-	if err := unix.Mount("tmpfs", tmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777,"+sizes.Scratch); err != nil {
-		return fmt.Errorf("mount /tmp: %w", err)
-	}
+	return mountTmpfs(tmp, unix.MS_NOSUID|unix.MS_NODEV, "mode=1777", sizes.Scratch)
+}
+
+// readOnlyProc are the parts of /proc that reach beyond the sandbox's
+// namespaces: kernel settings (/proc/sys: core_pattern, modprobe, …),
+// the magic SysRq key, interrupt routing, bus and file system knobs. They
+// are bound read-only over themselves. The user namespace already denies
+// writing most of them (their owner is the host's root, not the step's);
+// this covers the ones it does not.
+var readOnlyProc = []string{"sys", "sysrq-trigger", "irq", "bus", "fs"}
+
+func mountProc(root string) error {
 	proc := filepath.Join(root, "proc")
 	if err := os.MkdirAll(proc, 0o555); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
@@ -251,21 +327,35 @@ func mountTmp(root string, sizes tmpfsSizes) error {
 	if err := unix.Mount("proc", proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
 	}
+	for _, name := range readOnlyProc {
+		p := filepath.Join(proc, name)
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind /proc/%s: %w", name, err)
+		}
+		if err := unix.MountSetattr(unix.AT_FDCWD, p, unix.AT_RECURSIVE, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+			return fmt.Errorf("make /proc/%s read-only: %w", name, err)
+		}
+	}
 	return nil
 }
 
 // mountDev builds a minimal /dev: binds of the host's harmless character
-// devices (mknod would need the devices cgroup to allow it), the fd links
-// and a /dev/shm tmpfs.
+// devices (mknod needs privileges the user namespace does not give), the
+// fd links, a /dev/shm tmpfs and a devpts instance of the sandbox's own
+// for builds that need a pseudo-terminal (expect-based test suites). No
+// /dev/tty, no host terminal.
 func mountDev(root string, sizes tmpfsSizes) error {
 	dev := filepath.Join(root, "dev")
 	if err := os.MkdirAll(dev, 0o755); err != nil {
 		return fmt.Errorf("mount /dev: %w", err)
 	}
-	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,"+sizes.Dev); err != nil {
-		return fmt.Errorf("mount /dev: %w", err)
+	if err := mountTmpfs(dev, unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755", sizes.Dev); err != nil {
+		return err
 	}
-	for _, name := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+	for _, name := range []string{"null", "zero", "full", "random", "urandom"} {
 		target := filepath.Join(dev, name)
 		if err := os.WriteFile(target, nil, 0o666); err != nil {
 			return fmt.Errorf("mount /dev/%s: %w", name, err)
@@ -279,6 +369,7 @@ func mountDev(root string, sizes tmpfsSizes) error {
 		"stdin":  "/proc/self/fd/0",
 		"stdout": "/proc/self/fd/1",
 		"stderr": "/proc/self/fd/2",
+		"ptmx":   "pts/ptmx",
 	} {
 		if err := os.Symlink(target, filepath.Join(dev, name)); err != nil {
 			return fmt.Errorf("mount /dev: %w", err)
@@ -288,8 +379,15 @@ func mountDev(root string, sizes tmpfsSizes) error {
 	if err := os.Mkdir(shm, 0o1777); err != nil {
 		return fmt.Errorf("mount /dev/shm: %w", err)
 	}
-	if err := unix.Mount("tmpfs", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777,"+sizes.Scratch); err != nil {
-		return fmt.Errorf("mount /dev/shm: %w", err)
+	if err := mountTmpfs(shm, unix.MS_NOSUID|unix.MS_NODEV, "mode=1777", sizes.Scratch); err != nil {
+		return err
+	}
+	pts := filepath.Join(dev, "pts")
+	if err := os.Mkdir(pts, 0o755); err != nil {
+		return fmt.Errorf("mount /dev/pts: %w", err)
+	}
+	if err := unix.Mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
+		return fmt.Errorf("mount /dev/pts: %w", err)
 	}
 	return nil
 }

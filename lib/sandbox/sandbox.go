@@ -11,14 +11,10 @@ import (
 // the caller's mount namespace; paths called "inside" are paths in the
 // sandbox root.
 type Options struct {
-	// Root is a scratch directory (host) in which the sandbox root is
-	// assembled; a tmpfs is mounted over it inside the sandbox's private
-	// mount namespace, so nothing is written to it. Empty means a fresh
-	// directory under os.TempDir, removed when Run returns.
-	Root string
-
 	// RO is a directory (host) bound read-only at /ro, e.g. a distri-fuse
-	// mount or a plain directory tree of packages. Required.
+	// mount or a plain directory tree of packages. Required. It is not
+	// idmapped: the step sees host root's files as nobody's and reads
+	// them as others may (a FUSE mount needs allow_other).
 	RO string
 
 	// Source is a directory (host) bound read-only at SourceAt, e.g.
@@ -56,7 +52,8 @@ type Options struct {
 	Argv []string
 
 	// Stdin, Stdout and Stderr are the step's standard streams. Nil means
-	// /dev/null.
+	// /dev/null. A terminal is never passed on: as Stdin it reads as
+	// /dev/null, as Stdout or Stderr it is written through a pipe.
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer

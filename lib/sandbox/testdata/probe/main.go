@@ -42,6 +42,20 @@ func errnoName(err error) string {
 			return "ECONNREFUSED"
 		case syscall.ENETUNREACH:
 			return "ENETUNREACH"
+		case syscall.EPERM:
+			return "EPERM"
+		case syscall.EINVAL:
+			return "EINVAL"
+		case syscall.ENOTTY:
+			return "ENOTTY"
+		case syscall.ENXIO:
+			return "ENXIO"
+		case syscall.ENOSYS:
+			return "ENOSYS"
+		case syscall.ENOEXEC:
+			return "ENOEXEC"
+		case syscall.EBUSY:
+			return "EBUSY"
 		}
 		return errno.Error()
 	}
@@ -157,6 +171,8 @@ func run(args []string) error {
 		return err
 	case "sleep":
 		time.Sleep(time.Hour)
+	case "attack": // attack MAJOR:MINOR (the host's disk)
+		attack(args[0])
 	default:
 		return fmt.Errorf("unknown command %q", cmd)
 	}
