@@ -99,8 +99,8 @@ func ParseStamp(comment string) (Stamp, error) {
 		switch k {
 		case "timestamp", "expires":
 			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n <= 0 {
-				return Stamp{}, fmt.Errorf("trusted comment %q: %s: %q is not a time in seconds since 1970", comment, k, v)
+			if err != nil || n <= 0 || n >= maxStamp {
+				return Stamp{}, fmt.Errorf("trusted comment %q: %s: %q is not a time in seconds since 1970 before the year 10000", comment, k, v)
 			}
 			if k == "timestamp" {
 				s.Signed = time.Unix(n, 0).UTC()
@@ -118,6 +118,10 @@ func ParseStamp(comment string) (Stamp, error) {
 	}
 	return s, nil
 }
+
+// maxStamp is 10000-01-01 in seconds since 1970: later times are refused,
+// as they do not survive time.Time's arithmetic.
+const maxStamp = 253402300800
 
 // CheckName returns an error unless name is a valid repository name:
 // 1 to 64 of [A-Za-z0-9._-], not starting with a dot. Names become file

@@ -33,6 +33,7 @@ func TestParseStamp(t *testing.T) {
 		{name: "twice", comment: "timestamp:1765000000\ttimestamp:1", wantErr: "timestamp: given twice"},
 		{name: "bad time", comment: "timestamp:1765000000\texpires:soon", wantErr: `expires: "soon" is not a time`},
 		{name: "negative time", comment: "timestamp:-5", wantErr: `timestamp: "-5" is not a time`},
+		{name: "year 10000", comment: "timestamp:253402300800", wantErr: `timestamp: "253402300800" is not a time`},
 		{name: "bad name", comment: "timestamp:1765000000\trepo:../x", wantErr: `repository name "../x"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,4 +159,20 @@ func TestMirrorStamp(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("stamp of distri-mirror's index mismatch (-want +got):\n%s", diff)
 	}
+}
+
+// FuzzParseStamp: what parses formats back to the same stamp.
+func FuzzParseStamp(f *testing.F) {
+	f.Add("timestamp:1765000000\tfile:index\texpires:1765604800\trepo:distri")
+	f.Add("timestamp:1765000000\tfile:index\thashed")
+	f.Fuzz(func(t *testing.T, comment string) {
+		s, err := repo.ParseStamp(comment)
+		if err != nil {
+			return
+		}
+		again, err := repo.ParseStamp(s.String())
+		if err != nil || !cmp.Equal(again, s) {
+			t.Errorf("ParseStamp(%q) = %v; ParseStamp of its String %q = %v, %v", comment, s, s.String(), again, err)
+		}
+	})
 }
