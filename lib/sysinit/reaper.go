@@ -19,7 +19,7 @@ type exitStatus unix.WaitStatus
 func (e exitStatus) String() string {
 	ws := unix.WaitStatus(e)
 	if ws.Signaled() {
-		return "killed by " + ws.Signal().String()
+		return "killed by " + unix.SignalName(ws.Signal())
 	}
 	return fmt.Sprintf("exit status %d", ws.ExitStatus())
 }
