@@ -89,7 +89,7 @@ func (c *catalog) closure(fulls []string) ([]string, error) {
 		seen[f] = true
 		for _, d := range c.byFull[f].pkg.GetRuntimeDep() {
 			if _, ok := c.byFull[d]; !ok {
-				return nil, fmt.Errorf("%s needs %s, which no repository has", f, d)
+				return nil, fmt.Errorf("%s needs %q, which no repository has", f, d)
 			}
 			queue = append(queue, d)
 		}

@@ -50,7 +50,13 @@ func (s *Store) Needed() (keep map[string]bool, problems []error, err error) {
 			problems = append(problems, err)
 			continue
 		}
-		queue = append(queue, m.GetRuntimeDep()...)
+		for _, d := range m.GetRuntimeDep() {
+			if !pkgname.IsFull(d) { // e.g. a path or a newline: not a store file
+				problems = append(problems, fmt.Errorf("%s: runtime_dep %q is not a full package name", full, d))
+				continue
+			}
+			queue = append(queue, d)
+		}
 	}
 	return keep, problems, nil
 }

@@ -302,3 +302,31 @@ func TestUnlocked(t *testing.T) {
 		t.Errorf("Remove without lock = nil, want an error")
 	}
 }
+
+// TestNeededRefusesBadDeps: a runtime_dep that is not a full package
+// name (a path, a newline) is reported, not followed.
+func TestNeededRefusesBadDeps(t *testing.T) {
+	s := At(filepath.Join(t.TempDir(), "roimg"))
+	l := lock(t, s)
+	txn, err := s.Begin(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage(t, txn, "hello-amd64-1-1", "../../etc/passwd", "libc-amd64-1-1\nx")
+	if err := txn.Commit(l); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetInstalled(l, []string{"hello-amd64"}); err != nil {
+		t.Fatal(err)
+	}
+	keep, problems, err := s.Needed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]bool{"hello-amd64-1-1": true}, keep); diff != "" {
+		t.Errorf("Needed mismatch (-want +got):\n%s", diff)
+	}
+	if len(problems) != 2 {
+		t.Errorf("problems = %v, want the two bad runtime_deps", problems)
+	}
+}
