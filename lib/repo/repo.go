@@ -27,6 +27,38 @@
 // (waiting for the response headers included): the request is cancelled
 // and resumed or retried like any other ([ErrStalled]).
 //
+// A server that trickles (less than Options.MinRate, 1 KiB/s, averaged
+// over Options.RateWindow, 30 s) fails the same way ([ErrTooSlow]): an
+// idle timer alone is reset by every byte, and a byte every 20 s would
+// hold an install for days.
+//
+// # Limits
+//
+// A mirror is not trusted; only the key that signs the index is. So the
+// index is verified before a byte of it is parsed, and what a server
+// sends before that costs bounded memory, whatever it sends:
+//
+//   - index.minisig is at most [MaxSignatureSize] (4 KiB), and a
+//     signature by a key that is not trusted ends the fetch of the index;
+//   - the decoded index is at most Options.MaxIndexSize (256 MiB); up to
+//     8 MiB of it is held in memory, the rest in an unlinked temporary
+//     file until the signature over all of it holds, and only then is it
+//     read and parsed;
+//   - a Content-Encoding that was not asked for is refused ([ErrEncoding]),
+//     so identity means no decoder runs; a zstd frame's window is at most
+//     [MaxZstdWindow] (8 MiB), the memory its decoder holds; gzip's is
+//     32 KiB;
+//   - a package file is written to disk, never past the size the signed
+//     index gives, and decoded output counts against that size;
+//   - response headers are at most 64 KiB; sizes a server announces
+//     (Content-Length, a zstd frame's content size) only presize a buffer
+//     up to what it may hold anyway.
+//
+// A bounded index that is signed is trusted to be parsed whole in
+// memory; a decompression bomb sent as the index ends at the size limit
+// (disk, not memory) with an [ErrTooLarge] error. The hostile-mirror test
+// runs distri-install against such servers and bounds its peak RSS.
+//
 // # Durability
 //
 // [Repo.Fetch] does not fsync: it starts the writeback of what it wrote
@@ -40,7 +72,6 @@ package repo
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -53,6 +84,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,6 +128,19 @@ type Options struct {
 	// headers, no body bytes) before it is abandoned as stalled and
 	// resumed or retried; 0 means 30s.
 	IdleTimeout time.Duration
+	// MinRate is the slowest a response body may arrive, in bytes per
+	// second averaged over RateWindow: a request that receives less in
+	// a window is abandoned as too slow ([ErrTooSlow]) and resumed or
+	// retried. 0 means 1024; negative means no minimum.
+	MinRate int64
+	// RateWindow is the window MinRate is averaged over; 0 means 30s.
+	RateWindow time.Duration
+	// MaxIndexSize bounds the decoded index; 0 means
+	// [DefaultMaxIndexSize].
+	MaxIndexSize int64
+	// TempDir holds an index larger than 8 MiB until it is verified;
+	// empty means [os.TempDir].
+	TempDir string
 	// Encodings are the transport encodings asked for, preferred first
 	// ("zstd", "gzip"); an empty list asks for identity. nil means
 	// [AutoEncodings] of the URL.
@@ -138,6 +183,7 @@ func NewClient(conns int) *http.Client {
 	t.DisableCompression = true
 	t.MaxIdleConnsPerHost = max(conns, 2)
 	t.ResponseHeaderTimeout = 60 * time.Second
+	t.MaxResponseHeaderBytes = 64 << 10 // a repository sends a few headers
 	return &http.Client{Transport: t}
 }
 
@@ -154,6 +200,15 @@ func New(opts Options) (*Repo, error) {
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 30 * time.Second
+	}
+	if opts.MinRate == 0 {
+		opts.MinRate = 1024
+	}
+	if opts.RateWindow <= 0 {
+		opts.RateWindow = 30 * time.Second
+	}
+	if opts.MaxIndexSize <= 0 {
+		opts.MaxIndexSize = DefaultMaxIndexSize
 	}
 	r := &Repo{opts: opts}
 	switch {
@@ -207,35 +262,59 @@ func (r *Repo) Summary(ctx context.Context) (*pb.IndexSummary, error) {
 	return &out, nil
 }
 
-// verifiedIndex fetches the index and its signature at once, and parses
-// the index into m while it checks the signature: both take milliseconds
-// for a large index. m is only returned to the caller once the signature
-// verifies.
+// verifiedIndex fetches the index and its signature at once, verifies
+// the signature over the whole index, and only then parses the index
+// into m: nothing of an index is parsed before it is known to be signed
+// by a trusted key. Both files are bounded (see Limits in the package
+// doc); an index larger than [spoolMemory] is held in a temporary file
+// until it is verified.
 func (r *Repo) verifiedIndex(ctx context.Context, m proto.Message, uo proto.UnmarshalOptions) error {
-	var idx, sig bytes.Buffer
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigBuf := newSpool(MaxSignatureSize, MaxSignatureSize, "")
+	idx := newSpool(r.opts.MaxIndexSize, spoolMemory, r.opts.TempDir)
+	defer idx.close()
+	var sig minisign.Signature
 	var sigErr error
 	fetched := make(chan struct{})
 	go func() {
 		defer close(fetched)
-		sigErr = r.fetch(ctx, SignatureFile, &sig, -1, nil)
-	}()
-	err := r.fetch(ctx, IndexFile, &idx, -1, nil)
-	<-fetched
-	if err := cmp.Or(err, sigErr); err != nil {
-		return fmt.Errorf("repository %s: %w", r, err)
-	}
-	var verifyErr error
-	verified := make(chan struct{})
-	go func() {
-		defer close(verified)
-		var comment string
-		if comment, verifyErr = minisign.Verify(bytes.NewReader(idx.Bytes()), sig.Bytes(), r.opts.Keys...); verifyErr == nil {
-			_, verifyErr = r.opts.Trust.Check(comment) // freshness.go
+		if sigErr = r.fetch(ctx, SignatureFile, sigBuf); sigErr == nil {
+			sig, sigErr = minisign.ParseSignature(sigBuf.b)
+		}
+		if sigErr == nil && !slices.ContainsFunc(r.opts.Keys, func(k minisign.PublicKey) bool { return k.ID == sig.KeyID }) {
+			sigErr = fmt.Errorf("%w: signed with key %s, which is not trusted", minisign.ErrVerify, sig.KeyID)
+		}
+		if sigErr != nil {
+			cancel() // the index cannot verify: do not fetch it
 		}
 	}()
-	parseErr := uo.Unmarshal(idx.Bytes(), m)
-	<-verified
-	if err := cmp.Or(verifyErr, parseErr); err != nil {
+	err := r.fetch(ctx, IndexFile, idx)
+	<-fetched
+	if sigErr != nil {
+		return fmt.Errorf("repository %s: %s: %w", r, SignatureFile, sigErr)
+	}
+	if err != nil {
+		return fmt.Errorf("repository %s: %s: %w", r, IndexFile, err)
+	}
+	rd, err := idx.reader()
+	if err != nil {
+		return fmt.Errorf("repository %s: %s: %w", r, IndexFile, err)
+	}
+	if _, err := minisign.VerifySignature(rd, sig, r.opts.Keys...); err != nil {
+		return fmt.Errorf("repository %s: %s: %w", r, IndexFile, err)
+	}
+	// The index is verified: sig, its trusted comment and the index's
+	// bytes are authentic from here on. What the trusted comment must say
+	// is checked here, before anything of the index is used.
+	if _, err := r.opts.Trust.Check(sig.TrustedComment); err != nil { // freshness.go
+		return fmt.Errorf("repository %s: %s: %w", r, IndexFile, err)
+	}
+	b, err := idx.bytes()
+	if err != nil {
+		return fmt.Errorf("repository %s: %s: %w", r, IndexFile, err)
+	}
+	if err := uo.Unmarshal(b, m); err != nil {
 		return fmt.Errorf("repository %s: %s: %w", r, IndexFile, err)
 	}
 	return nil
@@ -284,7 +363,10 @@ func (r *Repo) Fetch(ctx context.Context, name string, size int64, sha string, d
 		return fmt.Errorf("fetch %s: %w", name, err)
 	}
 	v := &verifier{w: f, h: sha256.New(), limit: size, progress: progress}
-	if err := r.fetch(ctx, name, v, size, v.reset); err != nil {
+	if err := r.fetch(ctx, name, v); err != nil {
+		if errors.Is(err, errTooLong) {
+			return &DigestError{File: name, WantSize: size, GotSize: -1}
+		}
 		return fmt.Errorf("fetch %s: %w", name, err)
 	}
 	if got := hex.EncodeToString(v.h.Sum(nil)); v.n != size || got != sha {
@@ -354,36 +436,28 @@ func (v *verifier) reset() error {
 	return err
 }
 
-// fetch copies the file name to w, retrying as the package doc says.
-// size is the expected decoded size (-1: unknown, then at most
-// maxIndexSize). restart, if not nil, is called before a try that starts
-// the file over; with a nil restart, w must be a *bytes.Buffer.
-func (r *Repo) fetch(ctx context.Context, name string, w io.Writer, size int64, restart func() error) error {
-	if restart == nil {
-		buf := w.(*bytes.Buffer)
-		lw := &limitWriter{w: buf, n: maxIndexSize}
-		restart = func() error { buf.Reset(); lw.n = maxIndexSize; return nil }
-		w = lw
-	}
-	var err error
-	if r.base == nil {
-		err = r.copyLocal(name, w)
-	} else {
-		err = r.fetchHTTP(ctx, name, w, restart)
-	}
-	if errors.Is(err, errTooLong) {
-		return &DigestError{File: name, WantSize: size, GotSize: -1}
-	}
-	return err
+// sink is where a fetch writes: a [verifier] or a [spool]. reset starts
+// it over, for a retry that cannot resume.
+type sink interface {
+	io.Writer
+	reset() error
 }
 
-func (r *Repo) fetchHTTP(ctx context.Context, name string, w io.Writer, restart func() error) error {
+// fetch copies the file name to w, retrying as the package doc says.
+func (r *Repo) fetch(ctx context.Context, name string, w sink) error {
+	if r.base == nil {
+		return r.copyLocal(name, w)
+	}
+	return r.fetchHTTP(ctx, name, w)
+}
+
+func (r *Repo) fetchHTTP(ctx context.Context, name string, w sink) error {
 	var err error
 	delay := r.opts.RetryDelay
 	attempts := r.opts.Attempts
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
-			if rerr := restart(); rerr != nil {
+			if rerr := w.reset(); rerr != nil {
 				return rerr
 			}
 		}
@@ -393,7 +467,8 @@ func (r *Repo) fetchHTTP(ctx context.Context, name string, w io.Writer, restart 
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil || errors.Is(err, errTooLong) || errors.Is(err, errNotFound) || attempt >= attempts {
+		if ctx.Err() != nil || errors.Is(err, errTooLong) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrEncoding) ||
+			errors.Is(err, errNotFound) || attempt >= attempts {
 			return err
 		}
 		if err := sleep(ctx, delay); err != nil {
@@ -447,12 +522,15 @@ func (r *Repo) try(ctx context.Context, name string, w io.Writer, resumes int) (
 		body.watch.stop()
 		body.resp.Body.Close()
 	}()
+	if !r.asked(body.encoding) {
+		return body.used, fmt.Errorf("GET %s: %w: Content-Encoding %q, asked for %s", body.url, ErrEncoding, body.encoding, r.accept)
+	}
 	var src io.Reader = body
 	switch body.encoding {
 	case "", "identity":
 		presize(w, resp.ContentLength)
 	case "zstd":
-		if lw, ok := w.(*limitWriter); ok {
+		if sp, ok := w.(*spool); ok {
 			// Read the frame header for the decoded size, so that an
 			// index is read into one buffer of the right size instead
 			// of one that doubles: for a large index, growing costs
@@ -464,7 +542,7 @@ func (r *Repo) try(ctx context.Context, name string, w io.Writer, resumes int) (
 			}
 			var h zstd.Header
 			if h.Decode(head[:n]) == nil && h.HasFCS {
-				presize(lw, int64(h.FrameContentSize))
+				presize(sp, int64(h.FrameContentSize))
 			}
 			src = io.MultiReader(bytes.NewReader(head[:n]), body)
 		}
@@ -486,6 +564,10 @@ func (r *Repo) try(ctx context.Context, name string, w io.Writer, resumes int) (
 	buf := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(buf)
 	if _, err := io.CopyBuffer(w, src, *buf); err != nil {
+		if errors.Is(err, zstd.ErrWindowSizeExceeded) {
+			// Not a transient failure: do not try again.
+			err = fmt.Errorf("%w: zstd window over %d MiB: %w", ErrTooLarge, MaxZstdWindow>>20, err)
+		}
 		return body.used, err
 	}
 	return body.used, nil
@@ -515,7 +597,7 @@ func getDecoder(r io.Reader) (*zstd.Decoder, error) {
 		}
 		return d, nil
 	}
-	return zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.IgnoreChecksum(true))
+	return zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.IgnoreChecksum(true), zstd.WithDecoderMaxWindow(MaxZstdWindow))
 }
 
 func putDecoder(d *zstd.Decoder) {
@@ -543,7 +625,7 @@ type resumer struct {
 // get makes a request for the file with the extra headers hdr, and
 // returns the response with the watchdog of its body.
 func (b *resumer) get(hdr http.Header) (*http.Response, *watchdog, error) {
-	ctx, w := newWatchdog(b.ctx, b.r.opts.IdleTimeout)
+	ctx, w := newWatchdog(b.ctx, b.r.opts.IdleTimeout, b.r.opts.MinRate, b.r.opts.RateWindow)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.url, nil)
 	if err != nil {
 		w.stop()
@@ -560,7 +642,8 @@ func (b *resumer) get(hdr http.Header) (*http.Response, *watchdog, error) {
 	}
 	switch {
 	case resp.StatusCode == http.StatusOK && hdr == nil, resp.StatusCode == http.StatusPartialContent && hdr != nil:
-		w.kick()
+		w.kick(0)
+		w.startBody()
 		return resp, w, nil
 	case resp.StatusCode == http.StatusNotFound:
 		resp.Body.Close()
@@ -583,7 +666,7 @@ func (b *resumer) Read(p []byte) (int, error) {
 	n, err := b.resp.Body.Read(p)
 	b.off += int64(n)
 	if n > 0 {
-		b.watch.kick()
+		b.watch.kick(n)
 	}
 	if err == nil || err == io.EOF {
 		return n, err
@@ -635,41 +718,97 @@ func (b *resumer) resume(cause error) error {
 // closing the connection.
 var ErrStalled = errors.New("stalled")
 
-// watchdog cancels a request that receives nothing for a while. The
-// transport's own timeouts do not cover a body that stops mid-way, and a
-// deadline for the whole request would fail slow but steady downloads.
+// ErrTooSlow says a server sent less than Options.MinRate bytes per
+// second over Options.RateWindow: a trickle that an idle timeout alone
+// would never end.
+var ErrTooSlow = errors.New("too slow")
+
+// watchdog cancels a request that receives nothing for a while, or too
+// little for a longer while. The transport's own timeouts do not cover
+// a body that stops mid-way, and a deadline for the whole request would
+// fail slow but steady downloads; a minimum rate over a window ends a
+// server that sends a byte now and then, and bounds how long a file of
+// any size can take (its size from the index divided by the rate).
 type watchdog struct {
 	idle   time.Duration
 	timer  *time.Timer
 	cancel context.CancelFunc
-	fired  atomic.Bool
+	why    atomic.Int32 // why it fired: 0 (not), stalled or tooSlow
+
+	minRate  int64 // bytes per second
+	minBytes int64 // per window; 0: no minimum
+	window   time.Duration
+	rate     *time.Timer
+	got      atomic.Int64 // bytes received in this window
+	slowGot  atomic.Int64 // bytes received in the window that failed
 }
 
+const (
+	stalled = 1 + iota
+	tooSlow
+)
+
 // newWatchdog returns a context for one request, cancelled when idle
-// passes without a kick.
-func newWatchdog(parent context.Context, idle time.Duration) (context.Context, *watchdog) {
+// passes without a kick, or (once its body started) when a window
+// passes with less than minRate bytes per second received.
+func newWatchdog(parent context.Context, idle time.Duration, minRate int64, window time.Duration) (context.Context, *watchdog) {
 	ctx, cancel := context.WithCancel(parent)
-	w := &watchdog{idle: idle, cancel: cancel}
-	w.timer = time.AfterFunc(idle, func() {
-		w.fired.Store(true)
-		cancel()
-	})
+	w := &watchdog{idle: idle, cancel: cancel, window: window, minRate: minRate}
+	if minRate > 0 {
+		w.minBytes = max(1, int64(float64(minRate)*window.Seconds()))
+	}
+	w.timer = time.AfterFunc(idle, func() { w.fire(stalled) })
+	// Armed by startBody; created here so that the field is set before
+	// the timer can run.
+	w.rate = time.AfterFunc(time.Hour, w.checkRate)
+	w.rate.Stop()
 	return ctx, w
 }
 
-// kick says something arrived.
-func (w *watchdog) kick() { w.timer.Reset(w.idle) }
+func (w *watchdog) fire(why int32) {
+	w.why.CompareAndSwap(0, why)
+	w.cancel()
+}
+
+// startBody starts the rate check, once the response headers are in.
+func (w *watchdog) startBody() {
+	if w.minBytes > 0 {
+		w.rate.Reset(w.window)
+	}
+}
+
+// checkRate ends a window.
+func (w *watchdog) checkRate() {
+	got := w.got.Swap(0)
+	if got < w.minBytes {
+		w.slowGot.Store(got)
+		w.fire(tooSlow)
+		return
+	}
+	w.rate.Reset(w.window)
+}
+
+// kick says n bytes arrived (0: the response headers).
+func (w *watchdog) kick(n int) {
+	w.got.Add(int64(n))
+	w.timer.Reset(w.idle)
+}
 
 // stop ends the request's context; call it when done with the response.
 func (w *watchdog) stop() {
 	w.timer.Stop()
+	w.rate.Stop()
 	w.cancel()
 }
 
-// explain returns err, or an [ErrStalled] error if the watchdog caused it.
+// explain returns err, or an [ErrStalled] or [ErrTooSlow] error if the
+// watchdog caused it.
 func (w *watchdog) explain(err error) error {
-	if w.fired.Load() {
+	switch w.why.Load() {
+	case stalled:
 		return fmt.Errorf("%w: nothing received for %v (%v)", ErrStalled, w.idle, err)
+	case tooSlow:
+		return fmt.Errorf("%w: %d bytes received in %v, under the minimum of %d bytes/s (%v)", ErrTooSlow, w.slowGot.Load(), w.window, w.minRate, err)
 	}
 	return err
 }
@@ -686,42 +825,4 @@ func rangeStart(cr string) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	return n, err == nil
-}
-
-// limitWriter fails writes past n bytes.
-type limitWriter struct {
-	w *bytes.Buffer
-	n int64
-}
-
-// maxPresize bounds how much [presize] allocates ahead of the bytes: the
-// sizes it trusts come from the server, before anything is verified.
-const maxPresize = 64 << 20
-
-// presize grows w's buffer for size more bytes, if w is a buffer (what
-// the index and its signature are read into) and size is known. The
-// bytes.MinRead more let [limitWriter.ReadFrom] see the end without
-// growing the buffer.
-func presize(w io.Writer, size int64) {
-	if lw, ok := w.(*limitWriter); ok && size > 0 {
-		lw.w.Grow(int(min(size, lw.n, maxPresize)) + bytes.MinRead)
-	}
-}
-
-// ReadFrom reads r into the buffer directly, not through a copy buffer.
-func (l *limitWriter) ReadFrom(r io.Reader) (int64, error) {
-	n, err := l.w.ReadFrom(io.LimitReader(r, l.n+1))
-	if n > l.n {
-		return n, errTooLong
-	}
-	l.n -= n
-	return n, err
-}
-
-func (l *limitWriter) Write(p []byte) (int, error) {
-	if int64(len(p)) > l.n {
-		return 0, errTooLong
-	}
-	l.n -= int64(len(p))
-	return l.w.Write(p)
 }
