@@ -248,7 +248,7 @@ func (c Cmdline) String() string {
 		if v == "" {
 			return
 		}
-		if strings.ContainsAny(v, " \t") {
+		if strings.ContainsAny(v, " \t\n") { // where SplitCmdline splits
 			v = `"` + v + `"`
 		}
 		p = append(p, k+"="+v)
