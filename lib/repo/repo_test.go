@@ -65,6 +65,10 @@ func TestIndex(t *testing.T) {
 		{name: "local folder", url: r.Dir, keys: []minisign.PublicKey{r.Pub()}},
 		{name: "file url", url: "file://" + r.Dir, keys: []minisign.PublicKey{other.Public(), r.Pub()}},
 		{name: "other key", url: srv.URL, keys: []minisign.PublicKey{other.Public()}, wantErr: minisign.ErrVerify},
+		// A key file that claims the repository key's ID, trusted first,
+		// must neither hide the real key nor pass for it.
+		{name: "spoofed key id first", url: srv.URL, keys: []minisign.PublicKey{{ID: r.Pub().ID, Key: other.Public().Key}, r.Pub()}},
+		{name: "spoofed key id only", url: srv.URL, keys: []minisign.PublicKey{{ID: r.Pub().ID, Key: other.Public().Key}}, wantErr: minisign.ErrVerify},
 		{name: "tampered index", url: srv.URL, keys: []minisign.PublicKey{r.Pub()}, tamper: true, wantErr: minisign.ErrVerify},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
