@@ -3,8 +3,10 @@ package sandbox_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
+	"distri.dev/distri/lib/distritest"
 	"distri.dev/distri/lib/sandbox"
 )
 
@@ -149,5 +152,48 @@ func TestAttacks(t *testing.T) {
 	}
 	if b, err := os.ReadFile(opts.BuildDir + "/normal"); err != nil || string(b) != "x" {
 		t.Errorf("ReadFile(build/normal) = %q, %v; want the step's write", b, err)
+	}
+}
+
+// TestForeignABI makes a system call through the x32 numbering, whose
+// numbers a filter written for the amd64 table would not recognise: the
+// filter kills the process (SIGSYS) instead.
+func TestForeignABI(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		distritest.Skip(t, "no second ABI reachable from Go on %s", runtime.GOARCH)
+	}
+	opts := testOptions(t)
+	out, err := probe(t, opts, "foreign-abi")
+	var ee *sandbox.ExitError
+	if !errors.As(err, &ee) || ee.Code != 128+int(syscall.SIGSYS) {
+		t.Errorf("probe foreign-abi = %q, %v; want killed by SIGSYS (exit status %d)", out, err, 128+int(syscall.SIGSYS))
+	}
+}
+
+// TestOwnership checks the user namespace's mapping as the step sees it,
+// and that what the step's root writes to the build directory and /dest
+// belongs to the host's root (the binds are idmapped), as packages expect.
+func TestOwnership(t *testing.T) {
+	opts := testOptions(t)
+	got, err := probe(t, opts, "read", "/proc/self/uid_map")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.TrimSpace(fmt.Sprintf("%10d %10d %10d", 0, sandbox.HostIDBase, sandbox.IDCount)); got != want {
+		t.Errorf("/proc/self/uid_map inside = %q, want %q", got, want)
+	}
+	for _, dir := range []string{"/build", "/dest"} {
+		if _, err := probe(t, opts, "write", dir+"/owned"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{opts.BuildDir + "/owned", opts.Dest + "/owned"} {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.Uid != 0 || st.Gid != 0 {
+			t.Errorf("%s is owned by %d:%d on the host, want 0:0", p, st.Uid, st.Gid)
+		}
 	}
 }

@@ -173,6 +173,8 @@ func run(args []string) error {
 		time.Sleep(time.Hour)
 	case "attack": // attack MAJOR:MINOR (the host's disk)
 		attack(args[0])
+	case "foreign-abi": // a system call through another ABI's numbering
+		foreignABI()
 	default:
 		return fmt.Errorf("unknown command %q", cmd)
 	}
