@@ -61,7 +61,7 @@ type client struct {
 var broadcastAddr = &net.UDPAddr{IP: net.IPv4bcast, Port: 67}
 
 // params are the options asked for (option 55).
-var params = []byte{OptSubnetMask, OptRouter, OptDNS, OptDomainName, OptMTU, OptBroadcast, OptLeaseTime, OptServerID, OptRenewalTime, OptRebindTime}
+var params = []byte{OptSubnetMask, OptClasslessRoutes, OptRouter, OptDNS, OptDomainName, OptMTU, OptBroadcast, OptLeaseTime, OptServerID, OptRenewalTime, OptRebindTime}
 
 func (c *client) message(typ byte, extra ...Option) *Message {
 	secs := time.Since(c.start) / time.Second

@@ -37,8 +37,12 @@ const (
 	OptParamRequest = 55
 	OptRenewalTime  = 58
 	OptRebindTime   = 59
-	optPad          = 0
-	optEnd          = 255
+	// OptClasslessRoutes is option 121, classless static routes
+	// (RFC 3442). When a valid one is present, option 3 is ignored, as
+	// the RFC says: its default route (0.0.0.0/0), if any, is the router.
+	OptClasslessRoutes = 121
+	optPad             = 0
+	optEnd             = 255
 )
 
 // flagBroadcast asks the server to broadcast its replies: the client
@@ -192,8 +196,15 @@ func Unmarshal(b []byte) (*Message, error) {
 
 // Lease is what a DHCPACK configures.
 type Lease struct {
-	Addr     netip.Prefix  // yiaddr with the subnet mask (option 1)
-	Router   netip.Addr    // option 3, first router; invalid if none
+	Addr netip.Prefix // yiaddr with the subnet mask (option 1)
+	// Router is the gateway of the default route: from option 121 if
+	// that is present and valid, else the first router of option 3;
+	// invalid if none.
+	Router netip.Addr
+	// Routes are the other routes of option 121 (RFC 3442), in the
+	// server's order; a default route on the link (gateway 0.0.0.0) is
+	// one of them.
+	Routes   []Route
 	DNS      []netip.Addr  // option 6
 	Domain   string        // option 15
 	MTU      int           // option 26, 0 if not given
@@ -251,7 +262,29 @@ func (m *Message) Lease() (*Lease, error) {
 		}
 		return as
 	}
-	if r := addrs(m.Option(OptRouter)); len(r) > 0 {
+	classless := false
+	if d := m.Option(OptClasslessRoutes); d != nil {
+		routes, err := ParseClasslessRoutes(d)
+		if err != nil {
+			l.Ignored = append(l.Ignored, fmt.Sprintf("classless static routes (option 121): %v", err))
+		} else {
+			classless = true
+			haveDefault := false
+			for _, r := range routes {
+				switch {
+				case r.Dst.Bits() == 0 && haveDefault:
+					l.Ignored = append(l.Ignored, fmt.Sprintf("route %s: a second default route", r))
+				case r.Dst.Bits() == 0 && !r.Gateway.IsUnspecified():
+					haveDefault = true
+					l.Router = r.Gateway
+				default:
+					haveDefault = haveDefault || r.Dst.Bits() == 0
+					l.Routes = append(l.Routes, r)
+				}
+			}
+		}
+	}
+	if r := addrs(m.Option(OptRouter)); len(r) > 0 && !classless {
 		l.Router = r[0]
 	}
 	for _, a := range addrs(m.Option(OptDNS)) {
@@ -291,6 +324,70 @@ func (m *Message) Lease() (*Lease, error) {
 		l.Server = s[0]
 	}
 	return l, nil
+}
+
+// Route is a static route of option 121.
+type Route struct {
+	Dst     netip.Prefix // masked: no bits set beyond its length
+	Gateway netip.Addr   // 0.0.0.0: the destination is on the link
+}
+
+func (r Route) String() string {
+	if r.Gateway.IsUnspecified() {
+		return r.Dst.String() + " on link"
+	}
+	return r.Dst.String() + " via " + r.Gateway.String()
+}
+
+// ParseClasslessRoutes decodes the data of option 121 (RFC 3442): a
+// list of routes, each a prefix length (0 to 32), the significant
+// octets of the destination (length/8 rounded up) and a 4-byte
+// gateway. Any malformed byte makes the whole option invalid (the RFC
+// gives no way to resynchronise): a prefix length over 32, a truncated
+// route, destination bits beyond the prefix length, or a gateway that
+// cannot be a router (multicast, broadcast, loopback).
+func ParseClasslessRoutes(d []byte) ([]Route, error) {
+	var routes []Route
+	for off := 0; off < len(d); {
+		bits := int(d[off])
+		if bits > 32 {
+			return nil, fmt.Errorf("route at byte %d: prefix length %d, want at most 32", off, bits)
+		}
+		n := (bits + 7) / 8
+		if len(d)-off-1 < n+4 {
+			return nil, fmt.Errorf("route at byte %d: truncated: /%d needs %d bytes, %d left", off, bits, 1+n+4, len(d)-off)
+		}
+		var dst [4]byte
+		copy(dst[:], d[off+1:off+1+n])
+		p := netip.PrefixFrom(netip.AddrFrom4(dst), bits)
+		if p.Masked() != p {
+			return nil, fmt.Errorf("route at byte %d: destination %s has bits set beyond /%d", off, p.Addr(), bits)
+		}
+		gw := netip.AddrFrom4([4]byte(d[off+1+n : off+1+n+4]))
+		if !gw.IsUnspecified() {
+			if err := checkRouter(gw); err != nil {
+				return nil, fmt.Errorf("route at byte %d: gateway %s: %v", off, gw, err)
+			}
+		}
+		routes = append(routes, Route{Dst: p, Gateway: gw})
+		off += 1 + n + 4
+	}
+	return routes, nil
+}
+
+// checkRouter reports whether a may be a gateway: a unicast address
+// other than broadcast and loopback (0.0.0.0 means "on the link" and is
+// checked by the caller).
+func checkRouter(a netip.Addr) error {
+	switch {
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return errors.New("broadcast address")
+	case a.IsMulticast():
+		return errors.New("multicast address")
+	case a.IsLoopback():
+		return errors.New("loopback address")
+	}
+	return nil
 }
 
 // checkDomain reports whether name is a DNS name that may go on a

@@ -329,3 +329,110 @@ func TestWriteResolvRefusesBadLease(t *testing.T) {
 		}
 	}
 }
+
+// TestClasslessRoutes reads option 121 (RFC 3442): with it, option 3
+// is ignored and the default route comes from it; a server that sends
+// only option 121 still gives the machine its default route (before,
+// it had none). Malformed options are ignored as a whole and named.
+func TestClasslessRoutes(t *testing.T) {
+	base := []byte{53, 1, Ack, 54, 4, 10, 0, 0, 1, 1, 4, 255, 255, 255, 0}
+	pkt := func(opts ...byte) []byte {
+		return reply(9, [4]byte{10, 0, 0, 50}, append(append([]byte(nil), base...), opts...)...)
+	}
+	gw := netip.MustParseAddr
+	for _, tt := range []struct {
+		name        string
+		pkt         []byte
+		router      netip.Addr
+		routes      []Route
+		ignored     string
+		wantLeaseLn string
+	}{
+		{
+			name:        "only option 121, default route",
+			pkt:         pkt(121, 5, 0, 10, 0, 0, 254),
+			router:      gw("10.0.0.254"),
+			wantLeaseLn: "network eth0: 10.0.0.50/24 via 10.0.0.254 (dhcp, 0.0s)",
+		},
+		{
+			name: "option 121 wins over option 3",
+			pkt: pkt(3, 4, 10, 0, 0, 1,
+				121, 20,
+				0, 10, 0, 0, 254, // default via 10.0.0.254
+				8, 172, 10, 0, 0, 253, // 172.0.0.0/8 via 10.0.0.253
+				25, 192, 168, 7, 128, 0, 0, 0, 0, // 192.168.7.128/25 on the link
+			),
+			router: gw("10.0.0.254"),
+			routes: []Route{
+				{netip.MustParsePrefix("172.0.0.0/8"), gw("10.0.0.253")},
+				{netip.MustParsePrefix("192.168.7.128/25"), gw("0.0.0.0")},
+			},
+			wantLeaseLn: "network eth0: 10.0.0.50/24 via 10.0.0.254, route 172.0.0.0/8 via 10.0.0.253, route 192.168.7.128/25 on link (dhcp, 0.0s)",
+		},
+		{
+			name: "option 121 without a default route: none, option 3 ignored",
+			pkt: pkt(3, 4, 10, 0, 0, 1,
+				121, 9, 32, 198, 51, 100, 7, 10, 0, 0, 2),
+			routes: []Route{{netip.MustParsePrefix("198.51.100.7/32"), gw("10.0.0.2")}},
+		},
+		{
+			name:    "split over two option 121 (RFC 3396), second default ignored",
+			pkt:     pkt(121, 3, 0, 10, 0, 121, 7, 0, 2, 0, 10, 0, 0, 3),
+			router:  gw("10.0.0.2"),
+			ignored: "route 0.0.0.0/0 via 10.0.0.3: a second default route",
+		},
+		{
+			name:    "truncated: option 3 used",
+			pkt:     pkt(3, 4, 10, 0, 0, 1, 121, 6, 24, 10, 1, 2, 10, 0),
+			router:  gw("10.0.0.1"),
+			ignored: "classless static routes (option 121): route at byte 0: truncated: /24 needs 8 bytes, 6 left",
+		},
+		{
+			name:    "prefix length 33",
+			pkt:     pkt(3, 4, 10, 0, 0, 1, 121, 5, 0, 10, 0, 0, 254, 121, 6, 33, 1, 2, 3, 4, 5),
+			router:  gw("10.0.0.1"),
+			ignored: "classless static routes (option 121): route at byte 5: prefix length 33, want at most 32",
+		},
+		{
+			name:    "destination bits beyond the prefix",
+			pkt:     pkt(121, 7, 9, 10, 192, 10, 0, 0, 1),
+			ignored: "classless static routes (option 121): route at byte 0: destination 10.192.0.0 has bits set beyond /9",
+		},
+		{
+			name:    "loopback gateway",
+			pkt:     pkt(3, 4, 10, 0, 0, 1, 121, 5, 0, 127, 0, 0, 1),
+			router:  gw("10.0.0.1"),
+			ignored: "classless static routes (option 121): route at byte 0: gateway 127.0.0.1: loopback address",
+		},
+		{
+			name:    "broadcast gateway",
+			pkt:     pkt(121, 5, 0, 255, 255, 255, 255),
+			ignored: "classless static routes (option 121): route at byte 0: gateway 255.255.255.255: broadcast address",
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Unmarshal(tt.pkt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := m.Lease()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Router != tt.router {
+				t.Errorf("router %v, want %v", l.Router, tt.router)
+			}
+			if diff := cmp.Diff(tt.routes, l.Routes, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+				t.Errorf("routes (-want +got):\n%s", diff)
+			}
+			if got := strings.Join(l.Ignored, "; "); got != tt.ignored {
+				t.Errorf("ignored %q, want %q", got, tt.ignored)
+			}
+			if tt.wantLeaseLn != "" {
+				if got := (Result{Interface: "eth0", Lease: l}).String(); got != tt.wantLeaseLn {
+					t.Errorf("line %q, want %q", got, tt.wantLeaseLn)
+				}
+			}
+		})
+	}
+}

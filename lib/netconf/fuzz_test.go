@@ -25,6 +25,8 @@ func FuzzUnmarshal(f *testing.F) {
 	f.Add(reply(7, [4]byte{10, 0, 0, 1}, 53, 1, Ack, 1, 4, 255, 0, 255, 0))
 	f.Add(reply(7, [4]byte{10, 0, 0, 1}, 53, 1, Ack, 15, 23, 'l', 'a', 'n', '\n', 'n', 'a', 'm', 'e', 's', 'e', 'r', 'v', 'e', 'r', ' ',
 		'6', '.', '6', '.', '6', '.', '6', 0, 6, 4, 127, 0, 0, 1))
+	f.Add(reply(7, [4]byte{10, 0, 0, 50}, 53, 1, Ack, 1, 4, 255, 255, 255, 0, 3, 4, 10, 0, 0, 1,
+		121, 14, 0, 10, 0, 0, 254, 16, 10, 9, 0, 0, 0, 0, 0))
 	resolv := filepath.Join(f.TempDir(), "resolv.conf")
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Unmarshal(b)
@@ -53,6 +55,11 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 		if l.Duration < 0 || l.Renew < 0 || l.Rebind < 0 {
 			t.Errorf("lease %+v: negative times", l)
+		}
+		for _, r := range l.Routes {
+			if !r.Dst.Addr().Is4() || r.Dst.Masked() != r.Dst || !r.Gateway.Is4() || checkRouter(r.Gateway) != nil {
+				t.Errorf("reply %x: route %v", b, r)
+			}
 		}
 		if t1, t2 := l.times(); t1 < 0 || t2 < t1 || t2 > l.Duration {
 			t.Errorf("lease %+v: renew at %v, rebind at %v", l, t1, t2)

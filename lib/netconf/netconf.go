@@ -17,7 +17,11 @@
 //     left up without an address.
 //   - From the ACK: the address with its subnet mask (option 1), the
 //     default route through the first router (option 3; a router outside
-//     the subnet gets a link route first), the MTU (option 26), and the
+//     the subnet gets a link route first), or, when the server sends
+//     classless static routes (option 121, RFC 3442), those routes and
+//     their default route instead of option 3's, as the RFC asks (a
+//     malformed option 121 is ignored as a whole, named on the console
+//     line, and option 3 used), the MTU (option 26), and the
 //     DNS servers (6) and domain (15) in /etc/resolv.conf. Anyone on the
 //     link may answer, so the domain must be a DNS name (RFC 1123
 //     labels) and the servers unicast addresses; invalid ones are
@@ -64,6 +68,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -108,6 +113,9 @@ func (r Result) String() string {
 	s := fmt.Sprintf("network %s: %s", r.Interface, l.Addr)
 	if l.Router.IsValid() {
 		s += " via " + l.Router.String()
+	}
+	for _, r := range l.Routes {
+		s += ", route " + r.String()
 	}
 	if len(l.DNS) > 0 {
 		var d []string
@@ -251,7 +259,7 @@ func maintain(ctx context.Context, r Result, timeout time.Duration, logf func(st
 		if ctx.Err() != nil {
 			return
 		}
-		if err == nil && nl.Addr == l.Addr && nl.Router == l.Router && nl.MTU == l.MTU {
+		if err == nil && nl.Addr == l.Addr && nl.Router == l.Router && slices.Equal(nl.Routes, l.Routes) && nl.MTU == l.MTU {
 			l, got = nl, asked
 			continue
 		}
@@ -349,14 +357,44 @@ func apply(nl *rtnl, index int, l *Lease) error {
 	if err := nl.do(addrMsg(index, l.Addr, unix.RT_SCOPE_UNIVERSE)); err != nil {
 		return fmt.Errorf("add address %s: %w", l.Addr, err)
 	}
+	// On-link routes of option 121 first: a gateway may be reachable
+	// only through one of them.
+	onLink := []netip.Prefix{l.Addr.Masked()}
+	for _, r := range l.Routes {
+		if r.Gateway.IsUnspecified() {
+			if err := nl.do(routeMsg(index, r.Dst, netip.Addr{})); err != nil {
+				return fmt.Errorf("add route %s: %w", r, err)
+			}
+			onLink = append(onLink, r.Dst)
+		}
+	}
+	reach := func(gw netip.Addr) error {
+		if slices.ContainsFunc(onLink, func(p netip.Prefix) bool { return p.Contains(gw) }) {
+			return nil
+		}
+		// e.g. a /32 lease: reach the router on the link first.
+		if err := nl.do(routeMsg(index, netip.PrefixFrom(gw, 32), netip.Addr{})); err != nil {
+			return fmt.Errorf("add route to router %s: %w", gw, err)
+		}
+		onLink = append(onLink, netip.PrefixFrom(gw, 32))
+		return nil
+	}
+	for _, r := range l.Routes {
+		if r.Gateway.IsUnspecified() {
+			continue
+		}
+		if err := reach(r.Gateway); err != nil {
+			return err
+		}
+		if err := nl.do(routeMsg(index, r.Dst, r.Gateway)); err != nil {
+			return fmt.Errorf("add route %s: %w", r, err)
+		}
+	}
 	if !l.Router.IsValid() {
 		return nil
 	}
-	if !l.Addr.Masked().Contains(l.Router) {
-		// e.g. a /32 lease: reach the router on the link first.
-		if err := nl.do(routeMsg(index, netip.PrefixFrom(l.Router, 32), netip.Addr{})); err != nil {
-			return fmt.Errorf("add route to router %s: %w", l.Router, err)
-		}
+	if err := reach(l.Router); err != nil {
+		return err
 	}
 	if err := nl.do(routeMsg(index, netip.PrefixFrom(netip.IPv4Unspecified(), 0), l.Router)); err != nil {
 		return fmt.Errorf("add default route via %s: %w", l.Router, err)

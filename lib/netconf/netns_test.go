@@ -2,6 +2,7 @@ package netconf
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -9,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -224,15 +227,17 @@ func testNetns(t *testing.T) {
 	srvNs := newNetnsThread(t)
 	veth(t, nl, "dhc0", "dhs0", srvNs.fd)
 	veth(t, nl, "dhc1", "dhs1", srvNs.fd)
+	veth(t, nl, "dhc2", "dhs2", srvNs.fd)
 	// No reverse path filter, as in a distri system (the kernel's
 	// default): a strict or loose one drops the server's broadcast from
 	// a source the interface has no route to yet.
-	for _, p := range []string{"all", "default", "dhc0", "dhc1"} {
+	for _, p := range []string{"all", "default", "dhc0", "dhc1", "dhc2"} {
 		if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+p+"/rp_filter", []byte("0\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	srv := &dhcpServer{}
+	var classlessConn net.PacketConn
 	srvNs.run(func() {
 		snl, err := openRtnl()
 		if err != nil {
@@ -240,7 +245,7 @@ func testNetns(t *testing.T) {
 			return
 		}
 		defer snl.Close()
-		for _, n := range []string{"dhs0", "dhs1"} {
+		for _, n := range []string{"dhs0", "dhs1", "dhs2"} {
 			if err := snl.do(linkMsg(index(t, n), 0)); err != nil {
 				t.Error(err)
 			}
@@ -251,7 +256,17 @@ func testNetns(t *testing.T) {
 		if srv.conn, err = dhcpSocketPort("dhs0", 67); err != nil {
 			t.Error(err)
 		}
+		if err := snl.do(addrMsg(index(t, "dhs2"), netip.MustParsePrefix("198.51.100.1/24"), unix.RT_SCOPE_UNIVERSE)); err != nil {
+			t.Error(err)
+		}
+		if classlessConn, err = dhcpSocketPort("dhs2", 67); err != nil {
+			t.Error(err)
+		}
 	})
+	if classlessConn != nil {
+		defer classlessConn.Close()
+		go serveClassless(classlessConn)
+	}
 	if srv.conn == nil {
 		t.FailNow()
 	}
@@ -344,4 +359,104 @@ func testNetns(t *testing.T) {
 	if len(logged) == 0 || !strings.HasPrefix(logged[0], "FAILED: network dhc0: lease of 192.0.2.50/24 ended: no answer to DHCP") {
 		t.Errorf("logged %q, want a FAILED line for the ended lease", logged)
 	}
+
+	// A server that sends its routes only as option 121 (and a decoy
+	// router in option 3, which RFC 3442 says to ignore): the default
+	// route and the static ones are configured, a gateway outside the
+	// subnet reached through an on-link route of the same option.
+	r = configure(context.Background(), "dhc2", 5*time.Second)
+	t.Logf("%s", r)
+	if r.Err != nil || r.Lease == nil {
+		t.Fatalf("dhc2: %v", r.Err)
+	}
+	if want := "network dhc2: 198.51.100.50/24 via 198.51.100.1, route 10.9.0.0/16 on link, route 192.168.50.0/24 via 10.9.0.1, route 203.0.113.0/24 via 198.51.100.254 (dhcp, "; !strings.HasPrefix(r.String(), want) {
+		t.Errorf("line %q, want %q…", r, want)
+	}
+	got := kernelRoutes(t, "dhc2")
+	for _, want := range []string{
+		"0.0.0.0/0 via 198.51.100.1",
+		"10.9.0.0/16 on link",
+		"192.168.50.0/24 via 10.9.0.1",
+		"203.0.113.0/24 via 198.51.100.254",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("dhc2: no route %s in the kernel's table: %q", want, got)
+		}
+	}
+	if slices.ContainsFunc(got, func(r string) bool { return strings.Contains(r, "198.51.100.99") }) {
+		t.Errorf("dhc2: a route through option 3's router, which option 121 overrides: %q", got)
+	}
+}
+
+// serveClassless answers DHCP on conn as a server at 198.51.100.1 that
+// gives its routes only as option 121, leasing 198.51.100.50/24 for
+// ever; its option 3 names a router that must not be used.
+func serveClassless(conn net.PacketConn) {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		req, err := Unmarshal(buf[:n])
+		if err != nil || req.Op != 1 {
+			continue
+		}
+		typ := byte(Offer)
+		if req.Type() == Request {
+			typ = Ack
+		} else if req.Type() != Discover {
+			continue
+		}
+		reply := &Message{Op: 2, XID: req.XID, Broadcast: req.Broadcast, CHAddr: req.CHAddr,
+			YIAddr: netip.MustParseAddr("198.51.100.50"), SIAddr: netip.MustParseAddr("198.51.100.1"),
+			Options: []Option{{OptMessageType, []byte{typ}}, {OptServerID, []byte{198, 51, 100, 1}},
+				{OptSubnetMask, []byte{255, 255, 255, 0}}, {OptLeaseTime, []byte{255, 255, 255, 255}},
+				{OptRouter, []byte{198, 51, 100, 99}},
+				{OptClasslessRoutes, []byte{
+					0, 198, 51, 100, 1, // default
+					16, 10, 9, 0, 0, 0, 0, // 10.9.0.0/16 on the link
+					24, 192, 168, 50, 10, 9, 0, 1, // through a gateway on that link
+					24, 203, 0, 113, 198, 51, 100, 254,
+				}}}}
+		b, _ := reply.Marshal()
+		conn.WriteTo(b, &net.UDPAddr{IP: net.IPv4bcast, Port: 68})
+	}
+}
+
+// kernelRoutes returns the IPv4 routes of an interface in the main
+// table, as "dst/bits via gw" or "dst/bits on link", from
+// /proc/thread-self/net/route (the main thread may be the server
+// namespace's).
+func kernelRoutes(t *testing.T, name string) []string {
+	b, err := os.ReadFile("/proc/thread-self/net/route")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := func(hex string) netip.Addr {
+		v, err := strconv.ParseUint(hex, 16, 32)
+		if err != nil {
+			t.Fatalf("route table: %q: %v", hex, err)
+		}
+		var a [4]byte
+		binary.LittleEndian.PutUint32(a[:], uint32(v))
+		return netip.AddrFrom4(a)
+	}
+	var routes []string
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 8 || f[0] != name {
+			continue
+		}
+		mask := addr(f[7]).As4()
+		bits, _ := net.IPMask(mask[:]).Size()
+		r := netip.PrefixFrom(addr(f[1]), bits).String()
+		if gw := addr(f[2]); gw.IsUnspecified() {
+			r += " on link"
+		} else {
+			r += " via " + gw.String()
+		}
+		routes = append(routes, r)
+	}
+	return routes
 }
