@@ -36,6 +36,7 @@ Examples:
 		newKeygenCmd(stdio),
 		newIndexCmd(stdio),
 		newServeCmd(stdio),
+		newReleaseCmd(stdio),
 	)
 	return root
 }
