@@ -218,6 +218,9 @@ func Index(opts IndexOptions) (string, error) {
 	if err := writeFileAtomic(filepath.Join(pkgDir, SignatureFile), sig); err != nil {
 		return "", fmt.Errorf("index %s: %w", opts.Repo, err)
 	}
+	if err := writeHTML(pkgDir, entries, metas); err != nil { // html.go: the browsable pages
+		return "", fmt.Errorf("index %s: %w", opts.Repo, err)
+	}
 	removeStaleSiblings(pkgDir, logf)
 	if err := c.save(); err != nil {
 		return "", fmt.Errorf("index %s: %w", opts.Repo, err)

@@ -268,7 +268,7 @@ func renderPage(t *testing.T, u string) string {
 	return string(out)
 }
 
-var hrefRE = regexp.MustCompile(`href="([^"]*)"`)
+var hrefRE = regexp.MustCompile(`<a [^>]*href="([^"]*)"`)
 
 // checkLinks fetches every http(s) or relative link of the rendered dom
 // (relative to base) and fails on any status but 200.
