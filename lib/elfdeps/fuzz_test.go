@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzRead reads arbitrary files as Read does for every file of a
@@ -30,6 +31,10 @@ func FuzzRead(f *testing.F) {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		// A hang is a failure too: crash the worker, so that the
+		// fuzzer keeps the input.
+		watchdog := time.AfterFunc(10*time.Second, func() { panic("Read took more than 10 s") })
+		defer watchdog.Stop()
 		d, err := Read(path)
 		if err != nil {
 			if errors.Is(err, ErrNotExecutable) && (len(b) > 2 && bytes.HasPrefix(b, []byte("#!")) || bytes.HasPrefix(b, []byte("\x7fELF"))) {
