@@ -284,7 +284,7 @@ func stageModules(stage string, tree *kmod.Tree, mods []string, opts Options) er
 	for _, name := range mods {
 		m := tree.Modules[name]
 		rel := m.Path
-		for _, ext := range []string{".zst", ".gz"} {
+		for _, ext := range []string{".zst", ".xz", ".gz"} {
 			rel = strings.TrimSuffix(rel, ext)
 		}
 		out := filepath.Join(dst, rel)

@@ -19,9 +19,17 @@
 //
 // # Not supported
 //
-// Module parameters (modprobe.d options), blacklists, install/remove
-// commands, and compressed modules at boot (the generator stores them
-// uncompressed: the archive is compressed as a whole).
+// Module parameters (modprobe.d options), blacklists and install/remove
+// commands.
+//
+// # Compressed modules
+//
+// Module files may be .ko.xz, .ko.zst or .ko.gz (Debian's newer kernels
+// compress with xz). The initramfs generator stores them decompressed
+// (the archive is compressed as a whole). The [Loader] offers a
+// compressed file to the kernel first (MODULE_INIT_COMPRESSED_FILE) and
+// decompresses it itself when the kernel cannot (see insertFile); a
+// module that decompresses to more than [MaxModuleSize] is refused.
 package kmod
 
 import "strings"

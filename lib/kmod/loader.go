@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -119,12 +120,7 @@ func (l *Loader) insert(name string) error {
 		}
 		return fmt.Errorf("%s: %w", name, ErrNotFound)
 	}
-	f, err := os.Open(filepath.Join(l.index.Dir, rel))
-	if err != nil {
-		return fmt.Errorf("load %s: %w", name, err)
-	}
-	defer f.Close()
-	err = unix.FinitModule(int(f.Fd()), "", 0)
+	err := insertFile(filepath.Join(l.index.Dir, rel))
 	switch {
 	case err == nil:
 		if l.loaded != nil {
@@ -182,4 +178,37 @@ func (x *Index) Needs(name string) (mods []string, builtin bool, err error) {
 		}
 	}
 	return mods, false, nil
+}
+
+// insertFile loads the module file at path into the kernel. A
+// compressed one (.ko.xz, .ko.zst, .ko.gz) is offered to the kernel as
+// it is first (finit_module with MODULE_INIT_COMPRESSED_FILE), which
+// keeps the file descriptor for LSMs such as LoadPin and IMA that judge
+// where a module came from; a kernel built without
+// CONFIG_MODULE_DECOMPRESS, or for another format, refuses that with
+// EOPNOTSUPP or EINVAL, and then the module is decompressed here
+// (ReadModuleFile) and loaded with init_module.
+func insertFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if !compressed(path) {
+		return unix.FinitModule(int(f.Fd()), "", 0)
+	}
+	err = unix.FinitModule(int(f.Fd()), "", unix.MODULE_INIT_COMPRESSED_FILE)
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	image, rerr := ReadModuleFile(path)
+	if rerr != nil {
+		return rerr
+	}
+	return unix.InitModule(image, "")
+}
+
+// compressed reports whether path names a compressed module file.
+func compressed(path string) bool {
+	return strings.HasSuffix(path, ".ko.xz") || strings.HasSuffix(path, ".ko.zst") || strings.HasSuffix(path, ".ko.gz")
 }

@@ -3,7 +3,7 @@ package kmod
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
+
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -16,7 +16,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -159,7 +161,7 @@ func (t *Tree) readBuiltinModinfo(path string) error {
 }
 
 func isModuleFile(name string) bool {
-	for _, s := range []string{".ko", ".ko.zst", ".ko.gz"} {
+	for _, s := range []string{".ko", ".ko.zst", ".ko.xz", ".ko.gz"} {
 		if strings.HasSuffix(name, s) {
 			return true
 		}
@@ -219,7 +221,7 @@ func (t *Tree) Closure(names []string) []string {
 }
 
 // ReadModinfo reads the .modinfo section of the module file at path
-// (.ko, .ko.zst or .ko.gz).
+// (.ko, .ko.zst, .ko.xz or .ko.gz).
 func ReadModinfo(path string) (*Module, error) {
 	var r io.ReaderAt
 	if strings.HasSuffix(path, ".ko") {
@@ -276,9 +278,19 @@ func ReadModinfo(path string) (*Module, error) {
 	return m, nil
 }
 
+// MaxModuleSize bounds a decompressed module: the largest modules of a
+// distribution kernel (GPU drivers) are tens of MiB, and a file that
+// decompresses to more is refused rather than allowed to exhaust the
+// memory of an initramfs.
+const MaxModuleSize = 256 << 20
+
 // ReadModuleFile returns the contents of a module file, decompressed if
-// its name ends in .zst or .gz.
+// its name ends in .zst, .xz or .gz; at most MaxModuleSize bytes.
 func ReadModuleFile(path string) ([]byte, error) {
+	return readModuleFile(path, MaxModuleSize)
+}
+
+func readModuleFile(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -287,25 +299,32 @@ func ReadModuleFile(path string) ([]byte, error) {
 	var r io.Reader = f
 	switch {
 	case strings.HasSuffix(path, ".zst"):
-		d, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1))
+		d, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(limit)))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		defer d.Close()
 		r = d
 	case strings.HasSuffix(path, ".gz"):
 		z, err := gzip.NewReader(f)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		defer z.Close()
 		r = z
 	case strings.HasSuffix(path, ".xz"):
-		return nil, errors.New(path + ": xz-compressed modules are not supported")
+		x, err := xz.NewReader(bufio.NewReader(f))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		r = x
 	}
-	b, err := io.ReadAll(r)
-	if err != nil {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil && !errors.Is(err, zstd.ErrDecoderSizeExceeded) {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err != nil || int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: decompresses to more than %d bytes", path, limit)
 	}
 	return b, nil
 }
