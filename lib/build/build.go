@@ -252,7 +252,7 @@ func inputDigest(r *Recipe, stack []string) (string, error) {
 	}
 	item("recipe", rb)
 	item("source-sha256", []byte(r.GetHash()))
-	item("builder", []byte(r.BuilderName()))
+	item("builder", []byte(r.BuilderName()+importRevision(r))) // debian_effects.go
 	for _, p := range r.GetCherryPick() {
 		b, err := os.ReadFile(filepath.Join(r.Dir, p))
 		if err != nil {
@@ -377,11 +377,15 @@ func (b *Builder) Build(ctx context.Context, pkgDir string) (string, error) {
 	if err := ImportDebian(src, dest); err != nil {
 		return "", fmt.Errorf("%s: %w", r.File, err)
 	}
+	alts, err := b.importMaintEffects(r, dest) // debian_effects.go
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", r.File, err)
+	}
 	epoch, err := source.NewestMtime(dest)
 	if err != nil {
 		return "", err
 	}
-	return b.packPackage(r, r.FullName(), dest, closure, digest, epoch)
+	return b.packPackage(r, r.FullName(), dest, closure, digest, epoch, alts...)
 }
 
 // buildEmpty packs the meta-package r: an image without files (its root
@@ -416,7 +420,7 @@ func (b *Builder) buildEmpty(r *Recipe, closure []string, digest string) (string
 // repository. epoch is the newest time stamp of the build's inputs: the
 // image's time, and that of directories and symlinks the build made, so
 // that building the same recipe twice gives the same bytes.
-func (b *Builder) packPackage(r *Recipe, full, dir string, runtimeDeps []string, digest string, epoch time.Time) (string, error) {
+func (b *Builder) packPackage(r *Recipe, full, dir string, runtimeDeps []string, digest string, epoch time.Time, alts ...*pb.Alternative) (string, error) {
 	img, err := pack.Pack(pack.Options{
 		Name: full,
 		Dir:  dir,
@@ -425,6 +429,7 @@ func (b *Builder) packPackage(r *Recipe, full, dir string, runtimeDeps []string,
 			SourcePkg:   new(r.Name),
 			Version:     new(r.GetVersion()),
 			InputDigest: new(digest),
+			Alternative: alts,
 		},
 		OutDir: filepath.Join(b.opts.RepoDir, "pkg"),
 		Image:  squashfs.WriterOptions{SourceDateEpoch: epoch},

@@ -45,7 +45,11 @@ type Meta struct {
 	// non-directory entry under the image's exchange directories, e.g.
 	// bin/bash, lib/libz.so.1. Written when the package is made, so that
 	// serving /ro reads this file instead of walking the image.
-	Provides      []string `protobuf:"bytes,6,rep,name=provides" json:"provides,omitempty"`
+	Provides []string `protobuf:"bytes,6,rep,name=provides" json:"provides,omitempty"`
+	// The update-alternatives --install links (and their slaves) a Debian
+	// import found in its maintainer scripts, each with the import's
+	// decision whether the package provides the link (docs/build.md).
+	Alternative   []*Alternative `protobuf:"bytes,7,rep,name=alternative" json:"alternative,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -122,12 +126,109 @@ func (x *Meta) GetProvides() []string {
 	return nil
 }
 
+func (x *Meta) GetAlternative() []*Alternative {
+	if x != nil {
+		return x.Alternative
+	}
+	return nil
+}
+
+// Alternative is one Debian alternative of an imported package.
+type Alternative struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The link, relative to /ro, e.g. bin/awk.
+	Link *string `protobuf:"bytes,1,opt,name=link" json:"link,omitempty"`
+	// The alternative's generic name, e.g. awk.
+	Name *string `protobuf:"bytes,2,opt,name=name" json:"name,omitempty"`
+	// The target as Debian names it, e.g. /usr/bin/gawk.
+	Path     *string `protobuf:"bytes,3,opt,name=path" json:"path,omitempty"`
+	Priority *int32  `protobuf:"varint,4,opt,name=priority" json:"priority,omitempty"`
+	// Whether the package provides link (a symlink to path inside it).
+	Provided *bool `protobuf:"varint,5,opt,name=provided" json:"provided,omitempty"`
+	// Why not, when not provided.
+	Reason        *string `protobuf:"bytes,6,opt,name=reason" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Alternative) Reset() {
+	*x = Alternative{}
+	mi := &file_meta_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Alternative) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Alternative) ProtoMessage() {}
+
+func (x *Alternative) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Alternative.ProtoReflect.Descriptor instead.
+func (*Alternative) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Alternative) GetLink() string {
+	if x != nil && x.Link != nil {
+		return *x.Link
+	}
+	return ""
+}
+
+func (x *Alternative) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *Alternative) GetPath() string {
+	if x != nil && x.Path != nil {
+		return *x.Path
+	}
+	return ""
+}
+
+func (x *Alternative) GetPriority() int32 {
+	if x != nil && x.Priority != nil {
+		return *x.Priority
+	}
+	return 0
+}
+
+func (x *Alternative) GetProvided() bool {
+	if x != nil && x.Provided != nil {
+		return *x.Provided
+	}
+	return false
+}
+
+func (x *Alternative) GetReason() string {
+	if x != nil && x.Reason != nil {
+		return *x.Reason
+	}
+	return ""
+}
+
 var File_meta_proto protoreflect.FileDescriptor
 
 const file_meta_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"meta.proto\x12\x06distri\x1a\vbuild.proto\"\xd3\x01\n" +
+	"meta.proto\x12\x06distri\x1a\vbuild.proto\"\x8a\x02\n" +
 	"\x04Meta\x12\x1f\n" +
 	"\vruntime_dep\x18\x01 \x03(\tR\n" +
 	"runtimeDep\x12\x1d\n" +
@@ -136,7 +237,15 @@ const file_meta_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x122\n" +
 	"\rruntime_union\x18\x04 \x03(\v2\r.distri.UnionR\fruntimeUnion\x12!\n" +
 	"\finput_digest\x18\x05 \x01(\tR\vinputDigest\x12\x1a\n" +
-	"\bprovides\x18\x06 \x03(\tR\bprovidesB\x1aZ\x18distri.dev/distri/lib/pb"
+	"\bprovides\x18\x06 \x03(\tR\bprovides\x125\n" +
+	"\valternative\x18\a \x03(\v2\x13.distri.AlternativeR\valternative\"\x99\x01\n" +
+	"\vAlternative\x12\x12\n" +
+	"\x04link\x18\x01 \x01(\tR\x04link\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04path\x18\x03 \x01(\tR\x04path\x12\x1a\n" +
+	"\bpriority\x18\x04 \x01(\x05R\bpriority\x12\x1a\n" +
+	"\bprovided\x18\x05 \x01(\bR\bprovided\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reasonB\x1aZ\x18distri.dev/distri/lib/pb"
 
 var (
 	file_meta_proto_rawDescOnce sync.Once
@@ -150,18 +259,20 @@ func file_meta_proto_rawDescGZIP() []byte {
 	return file_meta_proto_rawDescData
 }
 
-var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_meta_proto_goTypes = []any{
-	(*Meta)(nil),  // 0: distri.Meta
-	(*Union)(nil), // 1: distri.Union
+	(*Meta)(nil),        // 0: distri.Meta
+	(*Alternative)(nil), // 1: distri.Alternative
+	(*Union)(nil),       // 2: distri.Union
 }
 var file_meta_proto_depIdxs = []int32{
-	1, // 0: distri.Meta.runtime_union:type_name -> distri.Union
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	2, // 0: distri.Meta.runtime_union:type_name -> distri.Union
+	1, // 1: distri.Meta.alternative:type_name -> distri.Alternative
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_meta_proto_init() }
@@ -176,7 +287,7 @@ func file_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_proto_rawDesc), len(file_meta_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
