@@ -18,9 +18,12 @@ CMDS := distri distri-build distri-install distri-fuse distri-mkimage distri-ini
 # qemu boots the initramfs and images, kmod (depmod) builds module trees,
 # fdisk, cpio and e2fsprogs make and check disks and archives; grub-pc-bin
 # and grub-common (grub-mkimage) make disk images boot with a legacy BIOS;
-# patch applies recipes' cherry_picks (pkgs/gnu-make).
+# patch applies recipes' cherry_picks (pkgs/gnu-make); aria2 (a BitTorrent
+# client) downloads a release's images from their torrents' web seeds and
+# chromium (headless) renders its pages and the repository's
+# (lib/release, lib/mirror; chromium is about 100 MB to install).
 DEBS := squashfs-tools squashfuse fuse3 util-linux xz-utils zstd lz4 minisign nginx-light cryptsetup-bin \
-	qemu-system-x86 qemu-utils ovmf kmod fdisk cpio e2fsprogs grub-pc-bin grub-common patch
+	qemu-system-x86 qemu-utils ovmf kmod fdisk cpio e2fsprogs grub-pc-bin grub-common patch aria2 chromium
 
 # The benchmarks' peers: Debian's initramfs generators, apt/dpkg
 # installing into a debootstrap'ed chroot from a loopback repository,
@@ -111,6 +114,7 @@ clean:
 #   make qemu-graphic DISKIMG=…                boot it with a display
 #   make gceimage vboximage qcow2image         convert DISKIMG (made first if missing)
 #   make dockertar lxdimage                    container images of the root tree
+#   make release RELEASE_URL=…                 publish RELEASE_DIR/img (docs/release.md)
 DISKIMG ?= distri-disk.img
 IMAGE_REPO ?= $(CURDIR)/repo
 IMAGE_PUBKEY ?= $(IMAGE_REPO)/distri.pub
@@ -208,3 +212,32 @@ dockertar: imageroot
 
 lxdimage: imageroot
 	$(MKIMAGE) lxd --root $(IMAGE_ROOT) -o $(LXDPREFIX)
+
+# A release as the distri README offers one (docs/release.md): in
+# RELEASE_DIR/img the two disk images and the container tar compressed
+# with zstd, the GCE image, a torrent per disk image whose web seed is
+# RELEASE_URL (the URL RELEASE_DIR is served at; required), a README and
+# index.html with the magnet links, SHA256SUMS signed with IMAGE_KEY. Run
+# it after the main job; images and tars that are missing are made first.
+#   make release RELEASE_URL=https://mirror.example/distri/
+RELEASE_DIR ?= release
+RELEASE_URL ?=
+RELEASE_TRACKERS ?= udp://tracker.opentrackr.org:1337/announce
+SERIALIMG ?= distri-qemu-serial.img
+# What release runs first; tests set RELEASE_DEPS= and BIN to what they built.
+RELEASE_DEPS ?= build
+
+.PHONY: release
+
+release: $(RELEASE_DEPS)
+	@[ -n "$(RELEASE_URL)" ] || { echo "make release: set RELEASE_URL to the URL $(RELEASE_DIR)/ is served at" >&2; exit 2; }
+	[ -f $(DISKIMG) ] || $(MAKE) image
+	[ -f $(SERIALIMG) ] || $(MAKE) image DISKIMG=$(SERIALIMG) serial=1
+	[ -f $(DOCKERTAR) ] || $(MAKE) dockertar
+	[ -f $(GCEIMG) ] || $(MAKE) gceimage
+	$(BIN)/distri-mirror release -v --key $(IMAGE_KEY).key --url '$(RELEASE_URL)' -o $(RELEASE_DIR) \
+		$(addprefix --tracker ,$(RELEASE_TRACKERS)) \
+		--image '$(DISKIMG)=UEFI disk image, console on screen (make qemu-graphic)' \
+		--image '$(SERIALIMG)=UEFI disk image, console on ttyS0 only (make qemu-serial)' \
+		--compress '$(DOCKERTAR)=root tree for docker import' \
+		--file '$(GCEIMG)=Google Compute Engine image (gcloud compute images create)'
