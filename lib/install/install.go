@@ -351,6 +351,13 @@ func (in *Installer) install(ctx context.Context, cat *catalog, fulls, records [
 		if err := in.commit(lock, txn, added); err != nil {
 			return nil, err
 		}
+		users, err := ApplySysusers(in.opts.Root, in.store, added) // sysusers.go
+		if err != nil {
+			return added, fmt.Errorf("installed, but the packages' users and groups: %w", err)
+		}
+		for _, u := range users {
+			in.logf("added %s", u)
+		}
 	}
 	if len(records) > 0 {
 		old, err := in.store.Installed()

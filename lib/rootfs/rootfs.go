@@ -160,6 +160,22 @@ func Make(ctx context.Context, opts Options) ([]string, error) {
 	if err := writeEtc(opts, in.Store()); err != nil {
 		return nil, err
 	}
+	// writeEtc wrote passwd and group afresh: add the packages' users.
+	pkgs, err := in.Store().List()
+	if err != nil {
+		return nil, err
+	}
+	var fulls []string
+	for _, n := range pkgs {
+		fulls = append(fulls, n.String())
+	}
+	users, err := install.ApplySysusers(opts.Dir, in.Store(), fulls)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range users {
+		logf("added %s", u)
+	}
 	if err := fixTimes(opts.Dir); err != nil {
 		return nil, err
 	}
