@@ -38,12 +38,12 @@ BENCH_DEBS := initramfs-tools-core dracut-core debootstrap dpkg-dev apt-utils cu
 # budget). E.g. make fuzz FUZZTIME=5m FUZZ_TARGETS=lib/luks:FuzzUnlock
 FUZZTIME ?= 7s
 FUZZMINIMIZETIME ?= 2s
-FUZZ_TARGETS ?= lib/squashfs:FuzzReader lib/luks:FuzzParseHeader lib/luks:FuzzUnlock \
+FUZZ_TARGETS ?= lib/squashfs:FuzzReader lib/luks:FuzzParseHeader lib/luks:FuzzUnlock lib/repo:FuzzRepoIndex \
 	lib/pb:FuzzIndex lib/pb:FuzzUnmarshalText lib/recipe:FuzzCheck \
 	lib/minisign:FuzzParseKey lib/minisign:FuzzVerify lib/netconf:FuzzUnmarshal \
 	lib/initconfig:FuzzParseCmdline lib/fstab:FuzzParse lib/blkid:FuzzProbe lib/blockdev:FuzzScan \
 	lib/kmod:FuzzReadModinfo lib/kmod:FuzzReadIndex lib/kmod:FuzzMatch lib/elfdeps:FuzzRead lib/elfdeps:FuzzPkgConfigRequires \
-	lib/earlyinit:FuzzParseUevent lib/internal/mountinfo:FuzzParse
+	lib/earlyinit:FuzzParseUevent lib/internal/mountinfo:FuzzParse lib/repo:FuzzParseStamp lib/torrent:FuzzParse
 
 .PHONY: all build test fuzz deps bench-deps install-debs bench generate clean
 
