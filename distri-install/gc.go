@@ -9,7 +9,7 @@ import (
 )
 
 func newGCCmd(g *globalOpts, stdio cli.Stdio) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "delete packages the installed set does not need",
 		Long: `gc keeps the newest installed revision of every entry of the explicitly
@@ -26,6 +26,8 @@ Examples:
 			return runGC(cmd.Context(), g, stdio)
 		},
 	}
+	g.addDryRun(cmd.Flags())
+	return cmd
 }
 
 func runGC(ctx context.Context, g *globalOpts, stdio cli.Stdio) error {

@@ -27,7 +27,8 @@ func newListCmd(g *globalOpts, stdio cli.Stdio) *cobra.Command {
 		Short: "list installed or available packages",
 		Long: `list prints full package names, one a line, sorted: those in the store
 (--installed, the default) or those the repositories offer
-(--available), limited to names starting with PREFIX.
+(--available), limited to names starting with PREFIX. It creates and
+locks nothing.
 
 Examples:
   % distri-install list
@@ -44,7 +45,7 @@ Examples:
 }
 
 func runList(ctx context.Context, g *globalOpts, opts listOptions, args []string, stdio cli.Stdio) error {
-	in, err := g.installer(stdio)
+	in, err := g.reader(stdio)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log"
 	"os"
@@ -30,6 +29,13 @@ type globalOpts struct {
 	verbose   bool
 	// allowExpired: see freshness.go in lib/repo.
 	allowExpired bool
+	// dryRun: --dry-run of install, update, remove and gc.
+	dryRun bool
+}
+
+// addDryRun adds --dry-run to the flags of a command that changes the store.
+func (o *globalOpts) addDryRun(fs *pflag.FlagSet) {
+	fs.BoolVarP(&o.dryRun, "dry-run", "n", false, "print what would be added or deleted and change nothing")
 }
 
 func (o *globalOpts) addFlags(fs *pflag.FlagSet) {
@@ -44,6 +50,16 @@ func (o *globalOpts) addFlags(fs *pflag.FlagSet) {
 
 // installer makes the installer the flags describe.
 func (o *globalOpts) installer(stdio cli.Stdio) (*install.Installer, error) {
+	return o.newInstaller(stdio, o.dryRun)
+}
+
+// reader makes an installer for read-only commands: it creates and
+// locks nothing (install.Options.DryRun).
+func (o *globalOpts) reader(stdio cli.Stdio) (*install.Installer, error) {
+	return o.newInstaller(stdio, true)
+}
+
+func (o *globalOpts) newInstaller(stdio cli.Stdio, dryRun bool) (*install.Installer, error) {
 	var encodings []string
 	switch o.transport {
 	case "auto":
@@ -65,6 +81,7 @@ func (o *globalOpts) installer(stdio cli.Stdio) (*install.Installer, error) {
 		Progress:    terminal(stdio.Err),
 		// Freshness and keys (docs/repository.md).
 		AllowExpired: o.allowExpired,
+		DryRun:       dryRun,
 	})
 }
 
@@ -99,6 +116,8 @@ entry's name= is refused; signed-by= in repos.d binds keys to
 repositories (docs/repository.md, "Freshness and keys").
 Files in a package's etc/ are copied to ROOT/etc; a file changed locally
 is kept and the package's version written beside it as FILE.distri-new.
+A PKG of - reads names from standard input, one a line; --dry-run prints
+what would be added and changes nothing.
 
 Examples:
   % distri-install --root /mnt --repo http://127.0.0.1:7080 --pubkey distri.pub base i3status
@@ -107,9 +126,15 @@ Examples:
   % distri-install update
   % distri-install remove i3status
   % distri-install gc
-  % distri-install list --available i3`,
-		Args: cobra.ArbitraryArgs,
+  % distri-install list --available i3
+  % distri-install list --available lua | distri-install -`,
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: g.completeNames(stdio, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			args, err := cli.ReadArgs(args, stdio.In)
+			if err != nil {
+				return err
+			}
 			if len(args) == 0 {
 				return cli.Usagef("no packages named (see --help)")
 			}
@@ -117,11 +142,16 @@ Examples:
 		},
 	}
 	g.addFlags(root.PersistentFlags())
+	g.addDryRun(root.Flags())
 	root.AddCommand(
 		newUpdateCmd(&g, stdio),
 		newRemoveCmd(&g, stdio),
 		newGCCmd(&g, stdio),
 		newListCmd(&g, stdio),
+		newSearchCmd(&g, stdio),
+		newInfoCmd(&g, stdio),
+		newFilesCmd(&g, stdio),
+		newOwnerCmd(&g, stdio),
 	)
 	return root
 }
@@ -139,8 +169,4 @@ func runInstall(ctx context.Context, g *globalOpts, names []string, stdio cli.St
 	return nil
 }
 
-func printLines(w io.Writer, lines []string) {
-	for _, l := range lines {
-		fmt.Fprintln(w, l)
-	}
-}
+func printLines(w io.Writer, lines []string) { cli.PrintLines(w, lines) }

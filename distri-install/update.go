@@ -9,7 +9,7 @@ import (
 )
 
 func newUpdateCmd(g *globalOpts, stdio cli.Stdio) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "update",
 		Short: "install the newest revision of every installed package",
 		Long: `update installs the newest revision (across all repositories) of every
@@ -26,6 +26,8 @@ Examples:
 			return runUpdate(cmd.Context(), g, stdio)
 		},
 	}
+	g.addDryRun(cmd.Flags())
+	return cmd
 }
 
 func runUpdate(ctx context.Context, g *globalOpts, stdio cli.Stdio) error {

@@ -1,7 +1,10 @@
 // Package cli is the glue every distri-* binary shares: it runs a cobra
 // root command with real standard I/O and a context that is cancelled on
 // SIGINT/SIGTERM, prints a failure once as "<program>: <error>", and maps
-// errors to exit codes.
+// errors to exit codes. It also gives every binary the same --version
+// (see [Version]; -v is never --version but --verbose where a command
+// has it) and reads lists from standard input for "-" ([ReadArgs]), so
+// that the binaries compose in pipelines.
 //
 // # Exit codes
 //
@@ -20,6 +23,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -54,14 +58,32 @@ func Usagef(format string, args ...any) error {
 	return &UsageError{Err: fmt.Errorf(format, args...)}
 }
 
-// Version is the version string every binary reports with --version: the
-// module version, or the VCS revision it was built from.
+// version is the suite's version, set when linking: make build passes
+// -X distri.dev/distri/lib/cli.version=… (a tag, or 0.<commits>+<hash>).
+var version string
+
+// pseudo matches the commit part of a Go pseudo-version
+// (v0.0.0-20261207042200-abcdef012345): not a release.
+var pseudo = regexp.MustCompile(`-(0\.)?[0-9]{14}-[0-9a-f]{12}`)
+
+// Version is the version string every binary reports with --version:
+// the one stamped when linking (make build: the tag, or
+// 0.<commits>+<hash> as the distri package is versioned); else the
+// module's tag from the build information; else 0.0+<hash> from the
+// build's VCS stamp (a go build does not know the commit count), with
+// .dirty for a modified tree; else 0.0+unknown. Never "(devel)".
 func Version() string {
+	if version != "" {
+		return version
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return "unknown"
+		return "0.0+unknown"
 	}
 	v := bi.Main.Version
+	if v != "" && v != "(devel)" && !pseudo.MatchString(v) {
+		return strings.TrimSuffix(strings.TrimPrefix(v, "v"), "+dirty")
+	}
 	var rev, dirty string
 	for _, s := range bi.Settings {
 		switch s.Key {
@@ -69,23 +91,14 @@ func Version() string {
 			rev = s.Value
 		case "vcs.modified":
 			if s.Value == "true" {
-				dirty = "-dirty"
+				dirty = ".dirty"
 			}
 		}
 	}
-	if rev != "" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		if v == "" || v == "(devel)" {
-			return rev + dirty
-		}
-		return v + " (" + rev + dirty + ")"
+	if rev == "" {
+		return "0.0+unknown"
 	}
-	if v == "" {
-		v = "(devel)"
-	}
-	return v
+	return "0.0+" + rev[:min(12, len(rev))] + dirty
 }
 
 // Main runs the command newRoot returns with the process's stdio and
@@ -126,6 +139,11 @@ func Run(ctx context.Context, root *cobra.Command, stdio Stdio) int {
 // argument and flag errors become *UsageError, and stdio is attached.
 func Prepare(root *cobra.Command, stdio Stdio) {
 	root.Version = Version()
+	// --version without a short form: -v is --verbose wherever a
+	// command has it, never --version (cobra would take -v if free).
+	if root.Flags().Lookup("version") == nil {
+		root.Flags().Bool("version", false, "print the version of the distri suite")
+	}
 	root.SetIn(stdio.In)
 	root.SetOut(stdio.Out)
 	root.SetErr(stdio.Err)
@@ -196,4 +214,39 @@ func RunArgs(ctx context.Context, newRoot func(Stdio) *cobra.Command, args ...st
 	root.SetArgs(args)
 	code = Run(ctx, root, stdio)
 	return code, out.String(), errb.String()
+}
+
+// ReadArgs returns args with each "-" replaced by the lines of in, so
+// that commands taking lists compose in pipelines (`… | distri install
+// -`). Lines are trimmed; empty lines are skipped. "-" may appear once.
+func ReadArgs(args []string, in io.Reader) ([]string, error) {
+	var out []string
+	stdin := false
+	for _, a := range args {
+		if a != "-" {
+			out = append(out, a)
+			continue
+		}
+		if stdin {
+			return nil, Usagef(`"-" (standard input) given twice`)
+		}
+		stdin = true
+		b, err := io.ReadAll(in)
+		if err != nil {
+			return nil, fmt.Errorf("reading standard input: %w", err)
+		}
+		for l := range strings.SplitSeq(string(b), "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				out = append(out, l)
+			}
+		}
+	}
+	return out, nil
+}
+
+// PrintLines writes lines to w, one a line.
+func PrintLines(w io.Writer, lines []string) {
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
 }

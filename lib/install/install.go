@@ -108,6 +108,12 @@ type Options struct {
 	// AllowExpired uses indexes past their expiry (offline use); see
 	// repos.go and lib/repo/freshness.go.
 	AllowExpired bool
+	// DryRun changes nothing: Install, Update, Remove and GC return what
+	// they would add or delete, and indexes are checked against the
+	// time stamps recorded in the root without recording newer ones
+	// (see manage.go). Read-only commands (list, search, info) set it
+	// too, so that they create and lock nothing.
+	DryRun bool
 }
 
 // Installer installs into one root.
@@ -300,6 +306,10 @@ func (in *Installer) install(ctx context.Context, cat *catalog, fulls, records [
 		if !in.store.Has(f) {
 			missing = append(missing, f)
 		}
+	}
+	if in.opts.DryRun {
+		slices.Sort(missing)
+		return missing, nil
 	}
 	if len(missing) > 0 {
 		if txn, err = in.store.Stage(); err != nil {

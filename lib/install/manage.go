@@ -10,6 +10,8 @@ import (
 
 	"distri.dev/distri/lib/fusectl"
 	"distri.dev/distri/lib/pkgname"
+	"distri.dev/distri/lib/query"
+	"distri.dev/distri/lib/store"
 )
 
 // Remove takes names (e.g. bash, bash-amd64 or a full name) out of the
@@ -24,11 +26,15 @@ func (in *Installer) Remove(ctx context.Context, names []string) ([]string, erro
 	if err := in.storeExists(); err != nil {
 		return nil, fmt.Errorf("remove: %w", err)
 	}
-	lock, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
-	if err != nil {
-		return nil, err
+	var lock *store.Lock
+	if !in.opts.DryRun {
+		l, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
+		if err != nil {
+			return nil, err
+		}
+		defer l.Unlock()
+		lock = l
 	}
-	defer lock.Unlock()
 	pkgs, err := in.store.List()
 	if err != nil {
 		return nil, err
@@ -80,7 +86,9 @@ func (in *Installer) Remove(ctx context.Context, names []string) ([]string, erro
 		rest = append(rest, e)
 	}
 	var keep map[string]bool
-	if haveSet {
+	if haveSet && in.opts.DryRun {
+		keep = needed(in.store, pkgs, rest)
+	} else if haveSet {
 		if err := in.store.SetInstalled(lock, rest); err != nil {
 			return nil, err
 		}
@@ -119,6 +127,9 @@ func (in *Installer) Remove(ctx context.Context, names []string) ([]string, erro
 		}
 		drop = append(drop, n.String())
 	}
+	if in.opts.DryRun {
+		return drop, nil
+	}
 	if err := in.store.Remove(lock, drop...); err != nil {
 		return nil, err
 	}
@@ -141,6 +152,9 @@ func (in *Installer) GC(ctx context.Context) ([]string, error) {
 	// Refuse before the lock, which would create a missing store.
 	if _, err := in.store.Installed(); errors.Is(err, os.ErrNotExist) {
 		return nil, errNoInstalledSet(in.store.Dir())
+	}
+	if in.opts.DryRun {
+		return in.gcPlan()
 	}
 	lock, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
 	if err != nil {
@@ -227,4 +241,103 @@ func (in *Installer) storeExists() error {
 
 func errNoInstalledSet(dir string) error {
 	return fmt.Errorf("gc: %s has no explicitly installed set (%s); refusing to delete every package", dir, "installed")
+}
+
+// gcPlan returns what GC would delete, in the order GC reports it:
+// packages the installed set does not need, then half-installed images.
+func (in *Installer) gcPlan() ([]string, error) {
+	keep, problems, err := in.store.Needed()
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errNoInstalledSet(in.store.Dir())
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range problems {
+		in.logf("gc: %v", p)
+	}
+	pkgs, err := in.store.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range pkgs {
+		if !keep[n.String()] {
+			out = append(out, n.String())
+		}
+	}
+	ents, err := os.ReadDir(in.store.Dir())
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	for _, e := range ents {
+		full, ok := strings.CutSuffix(e.Name(), ".squashfs")
+		if !ok || !pkgname.IsFull(full) {
+			continue
+		}
+		if _, err := os.Stat(in.store.MetaPath(full)); errors.Is(err, os.ErrNotExist) {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
+
+// needed is [store.Store.Needed] for the installed set set instead of the
+// one on disk: what a remove would keep, computed without writing the
+// set. pkgs are the store's packages.
+func needed(st *store.Store, pkgs []pkgname.Name, set []string) map[string]bool {
+	newest := map[string]pkgname.Name{}
+	for _, n := range pkgs {
+		if o, ok := newest[n.Unqualified()]; !ok || pkgname.Compare(o, n) < 0 {
+			newest[n.Unqualified()] = n
+		}
+	}
+	keep := map[string]bool{}
+	var queue []string
+	for _, name := range set {
+		if pkgname.IsFull(name) {
+			queue = append(queue, name)
+		} else if n, ok := newest[name]; ok {
+			queue = append(queue, n.String())
+		}
+	}
+	for len(queue) > 0 {
+		full := queue[0]
+		queue = queue[1:]
+		if keep[full] || !st.Has(full) {
+			continue
+		}
+		keep[full] = true
+		m, err := st.Meta(full)
+		if err != nil {
+			continue // kept, not followed, as Needed does
+		}
+		for _, d := range m.GetRuntimeDep() {
+			if pkgname.IsFull(d) {
+				queue = append(queue, d)
+			}
+		}
+	}
+	return keep
+}
+
+// Available returns every package the repositories offer, for
+// lib/query: full name, image size, runtime dependencies and the
+// repository that has it (the first one listed, as Install fetches it).
+func (in *Installer) Available(ctx context.Context) ([]query.Package, error) {
+	cat, err := in.catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]query.Package, 0, len(cat.byFull))
+	for full, src := range cat.byFull {
+		out = append(out, query.Package{
+			Name: full,
+			Size: src.pkg.GetImageSize(),
+			Deps: src.pkg.GetRuntimeDep(),
+			Repo: src.repo.String(),
+		})
+	}
+	slices.SortFunc(out, func(a, b query.Package) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }

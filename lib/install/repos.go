@@ -223,8 +223,14 @@ func (in *Installer) repoOptions() ([]repo.Options, error) {
 			Trust: repo.Trust{
 				Name:         e.Name,
 				AllowExpired: in.opts.AllowExpired,
-				Seen:         func(s repo.Stamp) error { return st.seen(id, e.Name != "", url, s, in.logf) },
-				Warnf:        in.logf,
+				Seen: func(s repo.Stamp) error {
+					if in.opts.DryRun { // check, do not record
+						_, err := check(st.path(id, e.Name != ""), id, s)
+						return err
+					}
+					return st.seen(id, e.Name != "", url, s, in.logf)
+				},
+				Warnf: in.logf,
 			},
 		})
 	}
