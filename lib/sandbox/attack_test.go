@@ -70,6 +70,7 @@ func TestAttacks(t *testing.T) {
 		got[k] = v
 	}
 	const zero = "0000000000000000"
+	const kept = "00000000000000db"
 	// A kernel without CONFIG_MAGIC_SYSRQ has no /proc/sysrq-trigger;
 	// otherwise it is read-only (and host root's, so EACCES comes first).
 	sysrq := "EACCES"
@@ -101,31 +102,33 @@ func TestAttacks(t *testing.T) {
 		"adjtimex":                                 "EPERM",
 		// No /dev/tty; stdin is a pipe, not the host's terminal, and the
 		// ioctls are refused on any descriptor anyway.
-		"open:/dev/tty":     "ENOENT",
-		"tiocsti:stdin":     "EPERM",
-		"tiocsti:stdout":    "EPERM",
-		"tiocsti:stderr":    "EPERM",
-		"tioclinux:stdin":   "EPERM",
-		"tioclinux:stdout":  "EPERM",
-		"tioclinux:stderr":  "EPERM",
-		"finit-module":      "EPERM",
-		"init-module":       "EPERM",
-		"delete-module":     "EPERM",
-		"kexec-load":        "EPERM",
-		"kexec-file-load":   "EPERM",
-		"reboot-cad-off":    "EPERM",
-		"swapon":            "EPERM",
-		"bpf":               "EPERM",
-		"perf-event-open":   "EPERM",
-		"keyctl":            "EPERM",
-		"add-key":           "EPERM",
-		"ptrace-pid1":       "EPERM",
-		"unshare-user":      "EPERM",
-		"unshare-mount":     "EPERM", // no CAP_SYS_ADMIN left
+		"open:/dev/tty":    "ENOENT",
+		"tiocsti:stdin":    "EPERM",
+		"tiocsti:stdout":   "EPERM",
+		"tiocsti:stderr":   "EPERM",
+		"tioclinux:stdin":  "EPERM",
+		"tioclinux:stdout": "EPERM",
+		"tioclinux:stderr": "EPERM",
+		"finit-module":     "EPERM",
+		"init-module":      "EPERM",
+		"delete-module":    "EPERM",
+		"kexec-load":       "EPERM",
+		"kexec-file-load":  "EPERM",
+		"reboot-cad-off":   "EPERM",
+		"swapon":           "EPERM",
+		"bpf":              "EPERM",
+		"perf-event-open":  "EPERM",
+		"keyctl":           "EPERM",
+		"add-key":          "EPERM",
+		"ptrace-pid1":      "EPERM",
+		"unshare-user":     "EPERM",
+		"unshare-mount":    "EPERM", // no CAP_SYS_ADMIN left
+		// Only CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID,
+		// CAP_SETGID, CAP_SETUID, over what the namespace maps.
 		"status:CapInh":     zero,
-		"status:CapPrm":     zero,
-		"status:CapEff":     zero,
-		"status:CapBnd":     zero,
+		"status:CapPrm":     kept,
+		"status:CapEff":     kept,
+		"status:CapBnd":     kept,
 		"status:CapAmb":     zero,
 		"status:NoNewPrivs": "1",
 		"status:Seccomp":    "2",
@@ -137,6 +140,10 @@ func TestAttacks(t *testing.T) {
 		"normal:mknod-regular": "ok",
 		"normal:pty":           "ok",
 		"normal:unix-socket":   "ok",
+		"normal:chown-build":   "ok",
+		"normal:setuid-nobody": "ok",
+		"nobody:chown-build":   "EPERM",
+		"nobody:CapEff":        zero,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("probe attack mismatch (-want +got):\n%s\nstderr: %s", diff, stderr.String())

@@ -8,17 +8,43 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// keptCaps are the capabilities the step's root keeps: the ones about
+// file ownership and ids, which make it root for a build (install -o,
+// chown -R, chmod of any file, dropping to nobody for a test suite that
+// refuses root, as gnu-make's check step does). In a user namespace they
+// act only on what it maps: files of the build directory, /dest and the
+// source (idmapped) and the namespace's own ids; not on /ro (nobody's),
+// /proc/sys or anything of the host. Everything else, CAP_SYS_ADMIN,
+// CAP_MKNOD, CAP_NET_ADMIN and CAP_SYS_PTRACE included, is dropped, from
+// the bounding set too.
+var keptCaps = []uint{
+	unix.CAP_CHOWN,
+	unix.CAP_DAC_OVERRIDE,
+	unix.CAP_FOWNER,
+	unix.CAP_FSETID,
+	unix.CAP_SETGID,
+	unix.CAP_SETUID,
+}
+
 // confine takes from the calling thread everything a build step does not
-// need, before the step is cloned from it: no_new_privs, no capabilities
-// (effective, permitted, inheritable, ambient, and an empty bounding set,
-// so exec of any file, setuid or with file capabilities, gains none) and
-// the seccomp filter (seccompFilter). The thread must be locked
-// (runtime.LockOSThread): all of it is per thread.
+// need, before the step is cloned from it: no_new_privs, every capability
+// but keptCaps (effective, permitted and bounding set; inheritable and
+// ambient empty, so a setuid file or file capabilities gain nothing, and a
+// process that drops to another id loses them all) and the seccomp filter
+// (seccompFilter). The thread must be locked (runtime.LockOSThread): all
+// of it is per thread.
 func confine() error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("set no_new_privs: %w", err)
 	}
+	var keep uint64
+	for _, c := range keptCaps {
+		keep |= 1 << c
+	}
 	for c := 0; ; c++ {
+		if keep&(1<<c) != 0 {
+			continue
+		}
 		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
 		if errors.Is(err, unix.EINVAL) {
 			break // past the last capability the kernel knows
@@ -27,18 +53,13 @@ func confine() error {
 			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
 		}
 	}
-	// Root inside gains no capabilities through exec, whatever the
-	// bounding set (which is empty anyway); locked, so the step cannot
-	// undo it.
-	const secbitNoroot, secbitNorootLocked = 1 << 0, 1 << 1
-	if err := unix.Prctl(unix.PR_SET_SECUREBITS, secbitNoroot|secbitNorootLocked, 0, 0, 0); err != nil {
-		return fmt.Errorf("set securebits: %w", err)
-	}
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
 	}
+	// Root's exec gets the bounding set; no_new_privs keeps it from
+	// getting more than the parent had. Both are keptCaps.
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
+	data := [2]unix.CapUserData{{Effective: uint32(keep), Permitted: uint32(keep)}}
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("drop capabilities: %w", err)
 	}

@@ -180,6 +180,19 @@ func attack(disk string) {
 	}
 	sid, _ := unix.Getsid(0)
 	fmt.Printf("session-leader %v\n", sid == os.Getpid())
+
+	// Root for a build: give the build directory to nobody and become
+	// nobody, as test suites that refuse root need; then no capability
+	// is left.
+	res("normal:chown-build", os.Chown("/build/normal", 65534, 65534))
+	res("normal:setuid-nobody", unix.Setresuid(65534, 65534, 65534))
+	res("nobody:chown-build", os.Chown("/build/normal", 0, 0))
+	b, _ = os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, _ := strings.Cut(line, ":"); k == "CapEff" {
+			fmt.Printf("nobody:%s %s\n", k, strings.TrimSpace(v))
+		}
+	}
 }
 
 func errnoOrNil(e syscall.Errno) error {
