@@ -53,6 +53,7 @@ func main() {
 		{"initramfs", benchInitramfs},
 		{"image", benchImage},
 		{"build", benchBuild},
+		{"release", benchRelease},
 	} {
 		if *only != "" && !strings.Contains(b.name, *only) {
 			continue

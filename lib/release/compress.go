@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -20,7 +21,9 @@ type CompressOptions struct {
 	// this far back. 0 means 8 MiB, klauspost's largest default.
 	Window int
 	// Concurrency is how many goroutines compress sections of the input
-	// at once; 0 means GOMAXPROCS. The output does not depend on it.
+	// at once; 0 means GOMAXPROCS, and fewer than 2 means 2: klauspost
+	// splits the input into fixed sections only with 2 or more (with 1
+	// its output differs), and so the output does not depend on it.
 	Concurrency int
 }
 
@@ -69,7 +72,7 @@ func Compress(dst io.Writer, src string, opts CompressOptions) (CompressStats, e
 	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(opts.Level),
 		zstd.WithWindowSize(opts.Window),
-		zstd.WithEncoderConcurrency(max(opts.Concurrency, 0)),
+		zstd.WithEncoderConcurrency(concurrency(opts.Concurrency)),
 		zstd.WithConcurrentBlocks(true),
 		zstd.WithEncoderCRC(true),
 		zstd.WithZeroFrames(true))
@@ -107,6 +110,13 @@ func Compress(dst io.Writer, src string, opts CompressOptions) (CompressStats, e
 	st.Out = cw.n
 	st.Elapsed = time.Since(start)
 	return st, nil
+}
+
+func concurrency(n int) int {
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	return max(n, 2)
 }
 
 // MinHole is the smallest hole [Compress] writes as RLE blocks; shorter

@@ -458,3 +458,33 @@ func TestCompressHoles(t *testing.T) {
 		})
 	}
 }
+
+// TestCompressDeterministic compresses a 40 MiB data run (more than one
+// of klauspost's 32 MiB sections) with 1, 2 and 3 goroutines and wants
+// the same bytes: with concurrency 1 klauspost's stream encoder used to
+// take another path and write other bytes.
+func TestCompressDeterministic(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "img")
+	text := bytes.Repeat([]byte("SquashFS images under /ro, one per package. "), 10000)
+	var data []byte
+	for i := int64(0); len(data) < 40<<20; i++ {
+		data = append(data, text...)
+		data = append(data, distritest.Bytes(200<<10, i)...)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var want string
+	for _, c := range []int{1, 2, 3} {
+		h := sha256.New()
+		if _, err := release.Compress(h, p, release.CompressOptions{Concurrency: c}); err != nil {
+			t.Fatal(err)
+		}
+		got := hex.EncodeToString(h.Sum(nil))
+		if want == "" {
+			want = got
+		} else if got != want {
+			t.Errorf("Compress with %d goroutines: sha256 %s, with 1: %s", c, got, want)
+		}
+	}
+}
