@@ -5,6 +5,7 @@
 #   make test       every test tier the machine can run (CI runs this, as root)
 #   make bench      benchmarks beside their peers, printed as tables
 #   make deps       install the Debian packages the tests and the main job use (root, apt-get)
+#   make man        man pages for every binary and subcommand into man/man1
 #
 # Go is taken from $PATH, else from /usr/local/go.
 
@@ -45,13 +46,17 @@ FUZZ_TARGETS ?= lib/squashfs:FuzzReader lib/luks:FuzzParseHeader lib/luks:FuzzUn
 	lib/kmod:FuzzReadModinfo lib/kmod:FuzzReadIndex lib/kmod:FuzzMatch lib/elfdeps:FuzzRead lib/elfdeps:FuzzPkgConfigRequires \
 	lib/earlyinit:FuzzParseUevent lib/internal/mountinfo:FuzzParse lib/repo:FuzzParseStamp lib/torrent:FuzzParse
 
-.PHONY: all build test fuzz deps bench-deps install-debs bench generate clean
+.PHONY: all build test fuzz deps bench-deps install-debs bench generate clean man
 
 all: deps build repo image
 
+# VERSION is what every binary's --version says (lib/cli): the tag of
+# HEAD, else 0.<commits>+<hash>, as the distri package is versioned.
+VERSION ?= $(shell git describe --tags --exact-match 2>/dev/null || echo 0.$$(git rev-list --count HEAD 2>/dev/null || echo 0)+$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown))
+
 build:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/ $(addprefix ./,$(CMDS))
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X distri.dev/distri/lib/cli.version=$(VERSION)' -o $(BIN)/ $(addprefix ./,$(CMDS))
 	@echo "built $(addprefix $(BIN)/,$(CMDS))" >&2
 
 deps:
@@ -93,6 +98,16 @@ bench: bench-deps
 
 generate:
 	$(GO) generate ./lib/pb
+
+# make man writes a man page for every binary and subcommand into
+# MANDIR (each binary's hidden __man command: cobra's doc generator over
+# its --help texts), dated by the last commit. make repo packs them into
+# the distri package as share/man/man1 (/ro/share/man/man1).
+MANDIR ?= man/man1
+man: build
+	@mkdir -p $(MANDIR)
+	for c in $(CMDS); do SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 0) $(BIN)/$$c __man $(MANDIR) >/dev/null || exit 1; done
+	@echo "wrote $$(ls $(MANDIR) | wc -l) man pages into $(MANDIR)" >&2
 
 clean:
 	rm -rf $(BIN)
@@ -167,6 +182,7 @@ repo: build
 	rm -rf $(IMAGE_REPO)/.distri && mkdir -p $(IMAGE_REPO)/.distri/out/bin $(IMAGE_REPO)/.distri/bin
 	cp $(addprefix $(BIN)/,$(CMDS)) $(IMAGE_REPO)/.distri/out/bin/
 	for c in $(CMDS); do ln -s ../out/bin/$$c $(IMAGE_REPO)/.distri/bin/$$c; done
+	$(MAKE) --no-print-directory man MANDIR=$(IMAGE_REPO)/.distri/out/share/man/man1
 	$(BIN)/distri-build pack --name $(DISTRI_PKG) $(IMAGE_REPO)/.distri -o $(IMAGE_REPO)/pkg
 	rm -rf $(IMAGE_REPO)/.distri
 	@echo "building pkgs/ into $(IMAGE_REPO) (logs: $(IMAGE_REPO)/log/batch/)" >&2

@@ -202,12 +202,13 @@ func newOwnerCmd(g *globalOpts, stdio cli.Stdio) *cobra.Command {
 name of the installed package that provides it: for an exchange entry
 such as /ro/bin/bash (or /bin/bash, through the root's symlinks) the
 package whose file /ro serves there, conflicts resolved as distri-fuse
-resolves them; for a path below /ro/<full>/ that package; for an
+resolves them; for a path below /ro/FULL/ that package; for an
 exchange directory every package with entries below it. With --root /
 and distri-fuse serving /ro it asks the mount (as distri-fuse owner
 does); otherwise it reads the store of ROOT, PATH being as seen inside
-ROOT. With several PATHs, each line is prefixed with "PATH: ". It
-creates and locks nothing.
+ROOT. It prints only names, one a line, in the order of the PATHs, so
+that its output feeds other commands (sort -u to merge). It creates and
+locks nothing.
 
 Examples:
   % distri-install owner /bin/bash
@@ -229,11 +230,7 @@ Examples:
 				if err != nil {
 					return err
 				}
-				prefix := ""
-				if len(args) > 1 {
-					prefix = p + ": "
-				}
-				fmt.Fprintln(stdio.Out, prefix+strings.Join(owners, "\n"+prefix))
+				cli.PrintLines(stdio.Out, owners)
 			}
 			return nil
 		},

@@ -92,7 +92,7 @@ func TestQueries(t *testing.T) {
 		{name: "owner lib", args: []string{"owner", "/ro/lib/libc.so.6"}, wantOut: "libc-amd64-1-2\n"},
 		{name: "owner exchange dir", args: []string{"owner", "/ro/share/doc"}, wantOut: "hello-amd64-2.12-3\n"},
 		{name: "owner package dir", args: []string{"owner", "/ro/libc-amd64-1-2/out/lib"}, wantOut: "libc-amd64-1-2\n"},
-		{name: "owner stdin", stdin: "/ro/bin/hello\n/ro/lib/libc.so.6\n", args: []string{"owner", "-"}, wantOut: "/ro/bin/hello: hello-amd64-2.12-3\n/ro/lib/libc.so.6: libc-amd64-1-2\n"},
+		{name: "owner stdin", stdin: "/ro/bin/hello\n/ro/lib/libc.so.6\n", args: []string{"owner", "-"}, wantOut: "hello-amd64-2.12-3\nlibc-amd64-1-2\n"},
 		{name: "owner nobody", args: []string{"owner", "/ro/bin/nothing"}, wantCode: 1, wantErr: "no package provides it"},
 		{name: "owner outside ro", args: []string{"owner", "/etc/passwd"}, wantCode: 1, wantErr: "not below /ro"},
 		{name: "owner loop", args: []string{"owner", "/loop/x"}, wantCode: 1, wantErr: "too many symlinks"},

@@ -144,6 +144,7 @@ func Prepare(root *cobra.Command, stdio Stdio) {
 	if root.Flags().Lookup("version") == nil {
 		root.Flags().Bool("version", false, "print the version of the distri suite")
 	}
+	root.AddCommand(newManCmd(root))
 	root.SetIn(stdio.In)
 	root.SetOut(stdio.Out)
 	root.SetErr(stdio.Err)
