@@ -134,16 +134,17 @@ func TestAttacks(t *testing.T) {
 		"status:Seccomp":    "2",
 		"session-leader":    "true",
 		// What builds do.
-		"normal:write-build":   "ok",
-		"normal:mkfifo":        "ok",
-		"normal:mknod-fifo":    "ok",
-		"normal:mknod-regular": "ok",
-		"normal:pty":           "ok",
-		"normal:unix-socket":   "ok",
-		"normal:chown-build":   "ok",
-		"normal:setuid-nobody": "ok",
-		"nobody:chown-build":   "EPERM",
-		"nobody:CapEff":        zero,
+		"normal:write-build":     "ok",
+		"normal:mkfifo":          "ok",
+		"normal:mknod-fifo":      "ok",
+		"normal:mknod-regular":   "ok",
+		"normal:pty":             "ok",
+		"normal:unix-socket":     "ok",
+		"normal:syscall-minus-1": "ENOSYS",
+		"normal:chown-build":     "ok",
+		"normal:setuid-nobody":   "ok",
+		"nobody:chown-build":     "EPERM",
+		"nobody:CapEff":          zero,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("probe attack mismatch (-want +got):\n%s\nstderr: %s", diff, stderr.String())

@@ -238,7 +238,11 @@ func seccompFilter() ([]unix.SockFilter, error) {
 		stmt(ld, offNr),
 	}
 	if checkX32 {
-		prog = append(prog, insn{code: unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K, k: x32SyscallBit, jt: "kill"})
+		// syscall(-1) is no x32 call: the kernel answers ENOSYS (tracers
+		// use it to skip a call).
+		prog = append(prog,
+			jeq(0xffffffff, "allow", ""),
+			insn{code: unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K, k: x32SyscallBit, jt: "kill"})
 	}
 	for _, d := range append(commonDenied(), archDenied()...) {
 		prog = append(prog, jeq(uint32(d.nr), "deny", ""))
@@ -258,7 +262,7 @@ func seccompFilter() ([]unix.SockFilter, error) {
 		prog = append(prog, insn{code: ld, k: offNr, label: next})
 	}
 	prog = append(prog,
-		insn{code: ret, k: unix.SECCOMP_RET_ALLOW},
+		insn{code: ret, k: unix.SECCOMP_RET_ALLOW, label: "allow"},
 		insn{code: ret, k: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM), label: "deny"},
 		insn{code: ret, k: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS), label: "enosys"},
 		insn{code: ret, k: unix.SECCOMP_RET_KILL_PROCESS, label: "kill"},

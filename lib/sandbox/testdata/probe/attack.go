@@ -157,6 +157,8 @@ func attack(disk string) {
 	res("unshare-mount", unix.Unshare(unix.CLONE_NEWNS))
 
 	// What a build must still be able to do.
+	_, _, e = unix.RawSyscall(^uintptr(0), 0, 0, 0) // syscall(-1): ENOSYS, not killed
+	res("normal:syscall-minus-1", errnoOrNil(e))
 	res("normal:write-build", os.WriteFile("/build/normal", []byte("x"), 0o644))
 	res("normal:mkfifo", unix.Mkfifo("/tmp/fifo", 0o644))
 	res("normal:mknod-fifo", unix.Mknod("/tmp/fifo2", unix.S_IFIFO|0o644, 0))
