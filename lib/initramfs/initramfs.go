@@ -39,6 +39,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/renameio/v2"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
@@ -124,29 +125,20 @@ type Stats struct {
 	Uncompressed int64    // size of the cpio archive
 }
 
-// WriteFile writes the initramfs to path atomically: to a temporary
-// file in the same directory, synced and renamed over path.
+// WriteFile writes the initramfs to path atomically (renameio): to a
+// temporary file in the same directory, synced and renamed over path,
+// mode 0644. On error path is left as it was.
 func WriteFile(path string, opts Options) (*Stats, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	f, err := renameio.NewPendingFile(path, renameio.WithTempDir(filepath.Dir(path)), renameio.WithStaticPermissions(0o644))
 	if err != nil {
 		return nil, err
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	st, err := Write(tmp, opts)
+	defer f.Cleanup()
+	st, err := Write(f, opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return nil, err
-	}
-	if err := tmp.Sync(); err != nil {
-		return nil, err
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := f.CloseAtomicallyReplace(); err != nil {
 		return nil, err
 	}
 	return st, nil

@@ -174,3 +174,22 @@ func extract(t *testing.T, b []byte, c Compression) map[string][]byte {
 	})
 	return files
 }
+
+// TestWriteFileFailureLeavesOld: a write that fails (here: an init
+// that is not static) leaves the old file and no temporary file.
+func TestWriteFileFailureLeavesOld(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "initramfs.img")
+	if err := os.WriteFile(out, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WriteFile(out, Options{Init: "/bin/true", KernelRelease: "x"}); err == nil {
+		t.Fatal("WriteFile with a dynamic init succeeded")
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != "old" {
+		t.Errorf("after a failed write: %q, %v; want the old contents", b, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("after a failed write the directory holds %d entries, want only the old file", len(ents))
+	}
+}
