@@ -18,6 +18,7 @@ import (
 	"github.com/diskfs/go-diskfs/disk"
 	"github.com/diskfs/go-diskfs/filesystem"
 	"github.com/diskfs/go-diskfs/partition/gpt"
+	"github.com/google/renameio/v2"
 
 	"distri.dev/distri/lib/luks"
 )
@@ -181,26 +182,22 @@ func Disk(ctx context.Context, opts DiskOptions) (*Layout, error) {
 		return nil, err
 	}
 
-	dir := filepath.Dir(opts.Output)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(opts.Output)+".tmp-*")
+	// The image is made in a temporary file (renameio) that mkfs.ext4 and
+	// cryptsetup write by name, then synced and renamed over the output;
+	// a failure removes it.
+	f, err := renameio.NewPendingFile(opts.Output, renameio.WithTempDir(filepath.Dir(opts.Output)), renameio.WithStaticPermissions(0o644))
 	if err != nil {
 		return nil, err
 	}
+	defer f.Cleanup()
 	tmp := f.Name()
-	done := false
-	defer func() {
-		if !done {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
 	if err := f.Truncate(size); err != nil {
 		return nil, err
 	}
 
 	start := time.Now()
 	if opts.Encrypt {
-		if err := encryptedRoot(ctx, f, tmp, l, opts, logf); err != nil {
+		if err := encryptedRoot(ctx, f.File, tmp, l, opts, logf); err != nil {
 			return nil, err
 		}
 	} else {
@@ -212,7 +209,7 @@ func Disk(ctx context.Context, opts DiskOptions) (*Layout, error) {
 	logf("root file system written in %v", time.Since(start).Round(time.Millisecond))
 
 	logf("writing GPT and EFI system partition (systemd-boot, kernel, initramfs)")
-	if err := writeGPTAndESP(f, size, l, opts); err != nil {
+	if err := writeGPTAndESP(f.File, size, l, opts); err != nil {
 		return nil, err
 	}
 	if bios != nil {
@@ -221,19 +218,9 @@ func Disk(ctx context.Context, opts DiskOptions) (*Layout, error) {
 			return nil, err
 		}
 	}
-	if err := f.Sync(); err != nil {
+	if err := f.CloseAtomicallyReplace(); err != nil {
 		return nil, err
 	}
-	if err := f.Close(); err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp, opts.Output); err != nil {
-		return nil, err
-	}
-	done = true
 	logf("wrote %s in %v", opts.Output, time.Since(start).Round(time.Millisecond))
 	return l, nil
 }
