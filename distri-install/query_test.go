@@ -211,7 +211,7 @@ func TestReadOnlyVerbs(t *testing.T) {
 	for _, args := range [][]string{
 		{"list"}, {"list", "--available"}, {"search", "hel"}, {"info", "hello"},
 		{"files", "hello"}, {"owner", "/ro/bin/hello"},
-		{"hello", "--dry-run"}, {"update", "--dry-run"},
+		{"hello", "--dry-run"}, {"update", "--dry-run"}, {"env"},
 	} {
 		runIn(t, "", append(slices.Clone(g), args...)...)
 		if ents, err := os.ReadDir(root); err != nil || len(ents) != 0 {
@@ -255,5 +255,70 @@ func TestComplete(t *testing.T) {
 	_, out, _ = runIn(t, "", append([]string{"__complete"}, append(g, "remove", "")...)...)
 	if !strings.Contains(out, "libc\n") || strings.Contains(out, "hello") {
 		t.Errorf("remove completion %q: want installed names only", out)
+	}
+}
+
+// TestReset checks that reset returns the store to a saved list, that
+// --dry-run prints the same and changes nothing, and that an empty list
+// (a failed pipeline) or a name that is not full deletes nothing.
+func TestReset(t *testing.T) {
+	r := queryRepo(t)
+	root := t.TempDir()
+	g := []string{"--root", root, "--repo", r.Dir, "--pubkey", r.PubFile(t)}
+	if code, _, errs := runIn(t, "", append(slices.Clone(g), "hello")...); code != 0 {
+		t.Fatalf("install: %s", errs)
+	}
+	_, before, _ := runIn(t, "", append(slices.Clone(g), "list")...)
+	saved := filepath.Join(t.TempDir(), "before.txt")
+	if err := os.WriteFile(saved, []byte(before), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runIn(t, "", append(slices.Clone(g), "atool")...); code != 0 {
+		t.Fatalf("install: %s", errs)
+	}
+	for _, tt := range []struct {
+		name, stdin string
+		args        []string
+		wantErr     string
+	}{
+		{name: "empty list", stdin: "\n", args: []string{"reset", "-"}, wantErr: "refusing to delete every package"},
+		{name: "not a full name", stdin: "hello\n", args: []string{"reset", "-"}, wantErr: `"hello" is not a full package name`},
+		{name: "missing file", args: []string{"reset", filepath.Join(root, "nothing")}, wantErr: "no such file"},
+	} {
+		snap := snapshot(t, root)
+		code, out, errs := runIn(t, tt.stdin, append(slices.Clone(g), tt.args...)...)
+		if code == 0 || out != "" || !strings.Contains(errs, tt.wantErr) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want an error containing %q", tt.name, code, out, errs, tt.wantErr)
+		}
+		if snapshot(t, root) != snap {
+			t.Errorf("%s: the root changed", tt.name)
+		}
+	}
+	snap := snapshot(t, root)
+	_, dry, _ := runIn(t, "", append(slices.Clone(g), "reset", "--dry-run", saved)...)
+	if snapshot(t, root) != snap {
+		t.Error("reset --dry-run changed the root")
+	}
+	code, out, errs := runIn(t, before, append(slices.Clone(g), "reset", "-")...)
+	if code != 0 || out != "atool-amd64-1-1\n" || dry != out {
+		t.Errorf("reset = exit %d, %q (stderr %q), --dry-run said %q; want atool-amd64-1-1", code, out, errs, dry)
+	}
+	if _, after, _ := runIn(t, "", append(slices.Clone(g), "list")...); after != before {
+		t.Errorf("after reset the store lists %q, want %q", after, before)
+	}
+	// atool left the installed set: update does not bring it back.
+	if _, out, _ := runIn(t, "", append(slices.Clone(g), "update", "--dry-run")...); out != "" {
+		t.Errorf("update --dry-run after reset = %q, want nothing", out)
+	}
+}
+
+func TestEnv(t *testing.T) {
+	root := t.TempDir()
+	code, out, _ := runIn(t, "", "--root", root, "env", "DISTRI_STORE", "DISTRI_ROOT")
+	if code != 0 || out != filepath.Join(root, "roimg")+"\n"+root+"\n" {
+		t.Errorf("env = %d, %q", code, out)
+	}
+	if code, _, errs := runIn(t, "", "--root", root, "env", "NOPE"); code != 2 || !strings.Contains(errs, "DISTRI_STORE") {
+		t.Errorf("env NOPE = %d, %q; want a usage error naming the known names", code, errs)
 	}
 }

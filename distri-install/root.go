@@ -152,6 +152,8 @@ Examples:
 		newInfoCmd(&g, stdio),
 		newFilesCmd(&g, stdio),
 		newOwnerCmd(&g, stdio),
+		newResetCmd(&g, stdio),
+		newEnvCmd(&g, stdio),
 	)
 	return root
 }

@@ -34,6 +34,8 @@ var verbs = []verb{
 	{"info", "distri-install", "info", "describe a package: version, size, dependencies, repository", "pkg"},
 	{"files", "distri-install", "files", "print the files of an installed package", "pkg"},
 	{"owner", "distri-install", "owner", "print the package that provides a path", "pkg"},
+	{"reset", "distri-install", "reset", "delete every package a saved list (distri list > FILE) does not name", "pkg"},
+	{"env", "distri-install", "env", "print the places and settings distri uses", "pkg"},
 	{"build", "distri-build", "", "build packages from recipes (distri-build)", "suite"},
 	{"fuse", "distri-fuse", "", "serve a package store as /ro (distri-fuse)", "suite"},
 	{"mirror", "distri-mirror", "", "make and serve signed repositories (distri-mirror)", "suite"},
@@ -46,7 +48,7 @@ func newRootCmd(stdio cli.Stdio) *cobra.Command {
 		Use:   "distri VERB [ARGS...]",
 		Short: "front end of the distri suite",
 		Long: `distri runs the everyday package verbs (install, remove, update, gc,
-list, search, info, files, owner: distri-install's) and the suite's
+list, search, info, files, owner, reset, env: distri-install's) and the suite's
 binaries (distri build runs distri-build, and so on), looking for them
 next to the distri binary first and in $PATH second. Any other VERB runs
 distri-VERB from next to distri or $PATH, as git runs its plugins; the

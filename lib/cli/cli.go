@@ -251,3 +251,18 @@ func PrintLines(w io.Writer, lines []string) {
 		fmt.Fprintln(w, l)
 	}
 }
+
+// ReadFileLines returns the trimmed, non-empty lines of the file p, as
+// [ReadArgs] reads standard input.
+func ReadFileLines(p string) ([]string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out, err := ReadArgs([]string{"-"}, f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return out, nil
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -154,7 +155,17 @@ func (in *Installer) GC(ctx context.Context) ([]string, error) {
 		return nil, errNoInstalledSet(in.store.Dir())
 	}
 	if in.opts.DryRun {
-		return in.gcPlan()
+		keep, problems, err := in.store.Needed()
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, errNoInstalledSet(in.store.Dir())
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range problems {
+			in.logf("gc: %v", p)
+		}
+		return in.gcPlan(keep)
 	}
 	lock, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
 	if err != nil {
@@ -243,19 +254,10 @@ func errNoInstalledSet(dir string) error {
 	return fmt.Errorf("gc: %s has no explicitly installed set (%s); refusing to delete every package", dir, "installed")
 }
 
-// gcPlan returns what GC would delete, in the order GC reports it:
-// packages the installed set does not need, then half-installed images.
-func (in *Installer) gcPlan() ([]string, error) {
-	keep, problems, err := in.store.Needed()
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, errNoInstalledSet(in.store.Dir())
-	}
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range problems {
-		in.logf("gc: %v", p)
-	}
+// gcPlan returns what store.GC would delete with keep, in the order it
+// reports it: the packages keep does not name, then half-installed
+// images.
+func (in *Installer) gcPlan(keep map[string]bool) ([]string, error) {
 	pkgs, err := in.store.List()
 	if err != nil {
 		return nil, err
@@ -340,4 +342,88 @@ func (in *Installer) Available(ctx context.Context) ([]query.Package, error) {
 	}
 	slices.SortFunc(out, func(a, b query.Package) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// Reset makes the store hold only the packages keep names (full names,
+// as a `distri list` saved earlier prints them): every other package and
+// every half-installed image is deleted, and entries of the explicitly
+// installed set that no longer name a package in the store are dropped.
+// Listed packages the store lacks are reported, not fetched. An empty
+// keep is refused: an empty list is more likely a failed pipeline than
+// a wish to delete everything. It returns what it deleted.
+func (in *Installer) Reset(ctx context.Context, keep []string) ([]string, error) {
+	if len(keep) == 0 {
+		return nil, errors.New("reset: no packages listed; refusing to delete every package (gc deletes what the installed set does not need)")
+	}
+	want := map[string]bool{}
+	for _, k := range keep {
+		if !pkgname.IsFull(k) {
+			return nil, fmt.Errorf("reset: %q is not a full package name (want e.g. bash-amd64-5.2.15-3, as distri list prints)", k)
+		}
+		want[k] = true
+	}
+	if err := in.storeExists(); err != nil {
+		return nil, fmt.Errorf("reset: %w", err)
+	}
+	for _, k := range keep {
+		if !in.store.Has(k) {
+			in.logf("reset: %s is not in the store; install it to have it back", k)
+		}
+	}
+	if in.opts.DryRun {
+		return in.gcPlan(want)
+	}
+	lock, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	removed, err := in.store.GC(lock, want)
+	if err != nil {
+		return removed, fmt.Errorf("reset: %w", err)
+	}
+	installed, err := in.store.Installed()
+	if err == nil {
+		pkgs, err := in.store.List()
+		if err != nil {
+			return removed, err
+		}
+		var rest []string
+		for _, e := range installed {
+			if slices.ContainsFunc(pkgs, func(n pkgname.Name) bool { return n.String() == e || n.Unqualified() == e }) {
+				rest = append(rest, e)
+			}
+		}
+		if len(rest) != len(installed) {
+			if err := in.store.SetInstalled(lock, rest); err != nil {
+				return removed, err
+			}
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return removed, err
+	}
+	if err := lock.Unlock(); err != nil {
+		return removed, err
+	}
+	if len(removed) > 0 {
+		if err := fusectl.Rescan(ctx, in.opts.Root); err != nil {
+			in.logf("reset: distri-fuse did not rescan: %v", err)
+		}
+	}
+	return removed, nil
+}
+
+// Env returns the places and settings the installer uses, as NAME,
+// value pairs: the root, its store, where repositories, trusted keys
+// and index time stamps are, and the architecture of unqualified names.
+func (in *Installer) Env() [][2]string {
+	r := in.opts.Root
+	return [][2]string{
+		{"DISTRI_ROOT", r},
+		{"DISTRI_STORE", in.store.Dir()},
+		{"DISTRI_REPOS", filepath.Join(r, "etc/distri/repos.d")},
+		{"DISTRI_KEYS", filepath.Join(r, "etc/distri/keys")},
+		{"DISTRI_STATE", filepath.Join(r, stateDir)},
+		{"DISTRI_ARCH", in.opts.Arch},
+	}
 }
