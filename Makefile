@@ -102,7 +102,9 @@ generate:
 # make man writes a man page for every binary and subcommand into
 # MANDIR (each binary's hidden __man command: cobra's doc generator over
 # its --help texts), dated by the last commit. make repo packs them into
-# the distri package as share/man/man1 (/ro/share/man/man1).
+# the distri package as share/man/man1 (/ro/share/man/man1). distri goes
+# first: its pages for "distri build", "distri install", … have the
+# binaries' names, and the binaries' own pages replace them.
 MANDIR ?= man/man1
 man: build
 	@mkdir -p $(MANDIR)

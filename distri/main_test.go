@@ -150,3 +150,30 @@ func TestComplete(t *testing.T) {
 		t.Errorf("distri %q = exit %d, %q; want lua, luajit and full names", args, code, out)
 	}
 }
+
+// TestManPages generates the man pages as make man does (every binary's
+// __man into one folder, distri first) and checks that every binary and
+// subcommand has one, and that a binary's own page replaces the page of
+// distri's verb of the same name (distri build → distri-build.1).
+func TestManPages(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []string{"distri", "distri-build", "distri-install", "distri-fuse", "distri-mkimage", "distri-init", "distri-mirror"} {
+		bin := distritest.Binary(t, "distri.dev/distri/"+c)
+		if out, err := exec.Command(bin, "__man", dir).CombinedOutput(); err != nil {
+			t.Fatalf("%s __man: %v\n%s", c, err, out)
+		}
+	}
+	for _, page := range []string{"distri.1", "distri-remove.1", "distri-owner.1", "distri-install.1", "distri-install-owner.1",
+		"distri-install-reset.1", "distri-build.1", "distri-build-check.1", "distri-fuse-owner.1", "distri-mkimage-disk.1", "distri-mirror-index.1", "distri-init.1"} {
+		if _, err := os.Stat(filepath.Join(dir, page)); err != nil {
+			t.Errorf("no man page %s: %v", page, err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "distri-build.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "distri-build-check(1)") {
+		t.Errorf("distri-build.1 is distri's wrapper page, not distri-build's:\n%s", b)
+	}
+}
