@@ -1,18 +1,24 @@
 package main
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"distri.dev/distri/lib/cli"
 	"distri.dev/distri/lib/distritest"
+	"distri.dev/distri/lib/fusefs"
 	"distri.dev/distri/lib/mirror/mirrortest"
 )
 
@@ -91,6 +97,7 @@ func TestQueries(t *testing.T) {
 		{name: "owner conflict", args: []string{"owner", "/ro/bin/tool"}, wantOut: "atool-amd64-1-1\n"},
 		{name: "owner lib", args: []string{"owner", "/ro/lib/libc.so.6"}, wantOut: "libc-amd64-1-2\n"},
 		{name: "owner exchange dir", args: []string{"owner", "/ro/share/doc"}, wantOut: "hello-amd64-2.12-3\n"},
+		{name: "owner exchange dir without the shadowed", args: []string{"owner", "/ro/bin"}, wantOut: "atool-amd64-1-1\nhello-amd64-2.12-3\n"},
 		{name: "owner package dir", args: []string{"owner", "/ro/libc-amd64-1-2/out/lib"}, wantOut: "libc-amd64-1-2\n"},
 		{name: "owner stdin", stdin: "/ro/bin/hello\n/ro/lib/libc.so.6\n", args: []string{"owner", "-"}, wantOut: "hello-amd64-2.12-3\nlibc-amd64-1-2\n"},
 		{name: "owner nobody", args: []string{"owner", "/ro/bin/nothing"}, wantCode: 1, wantErr: "no package provides it"},
@@ -320,5 +327,68 @@ func TestEnv(t *testing.T) {
 	}
 	if code, _, errs := runIn(t, "", "--root", root, "env", "NOPE"); code != 2 || !strings.Contains(errs, "DISTRI_STORE") {
 		t.Errorf("env NOPE = %d, %q; want a usage error naming the known names", code, errs)
+	}
+}
+
+// TestOwnerMatchesMount serves a store with distri-fuse and checks that
+// owner without the mount (reading the store) answers what the mount
+// answers, for exchange entries with a conflict, a package with two
+// revisions (only the newest takes part) and exchange directories; and
+// that owner with --root / asks the mount.
+func TestOwnerMatchesMount(t *testing.T) {
+	distritest.NeedFUSE(t)
+	fuse := distritest.Binary(t, "distri.dev/distri/distri-fuse")
+	r := queryRepo(t)
+	r.Add(t, mirrortest.Package{Name: "hello-amd64-2.12-4", Deps: []string{"libc-amd64-1-2"},
+		Files:    map[string]string{"out/bin/hello2": "#!/bin/sh\n", "out/share/doc/hello/README": "hi\n"},
+		Symlinks: map[string]string{"bin/hello2": "../out/bin/hello2"}})
+	root := t.TempDir()
+	g := []string{"--root", root, "--repo", r.Dir, "--pubkey", r.PubFile(t)}
+	if code, _, errs := runIn(t, "", append(slices.Clone(g), "hello-amd64-2.12-3", "hello", "atool", "ztool")...); code != 0 {
+		t.Fatalf("install: %s", errs)
+	}
+	mnt := filepath.Join(root, "ro")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ready.Close()
+	cmd := exec.Command(fuse, "--store", filepath.Join(root, "roimg"), "--ctl-socket", filepath.Join(t.TempDir(), "ctl.sock"), "--readiness-fd", "3", mnt)
+	cmd.ExtraFiles = []*os.File{readyW}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	readyW.Close()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		unix.Unmount(mnt, unix.MNT_DETACH)
+	})
+	if _, err := bufio.NewReader(ready).ReadString('\n'); err != nil {
+		t.Fatalf("distri-fuse readiness: %v (stderr %q)", err, stderr.String())
+	}
+	for _, p := range []string{"/ro/bin/tool", "/ro/bin/hello2", "/ro/bin/hello", "/ro/lib/libc.so.6", "/ro/share/doc", "/ro/bin", "/ro/hello-amd64-2.12-3/out/bin/hello", "/ro/bin/nothing"} {
+		mounted, mErr := fusefs.Owner(filepath.Join(root, p))
+		// Without the mount: the store of --root.
+		code, out, errs := runIn(t, "", "--root", root, "owner", p)
+		var stored []string
+		if code == 0 {
+			stored = strings.Split(strings.TrimSpace(out), "\n")
+		}
+		if (mErr == nil) != (code == 0) || !slices.Equal(mounted, stored) {
+			t.Errorf("owner %s: the mount says %q, %v; the store %q, exit %d (%s)", p, mounted, mErr, stored, code, strings.TrimSpace(errs))
+		}
+		// With --root /, the path as the host sees it: the mount answers.
+		if mErr == nil {
+			code, out, errs := runIn(t, "", "--root", "/", "owner", filepath.Join(root, p))
+			if code != 0 || out != strings.Join(mounted, "\n")+"\n" {
+				t.Errorf("owner --root / %s = exit %d, %q (%s); want the mount's %q", filepath.Join(root, p), code, out, errs, mounted)
+			}
+		}
 	}
 }

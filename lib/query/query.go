@@ -248,8 +248,9 @@ var ErrNoOwner = errors.New("no package provides it")
 // Owner returns the installed package that provides p, a path as seen
 // inside root (/ro/bin/bash, /bin/bash through the root's symlinks,
 // /ro/zlib-amd64-1.3-4/out/lib), read from the store st rather than a
-// mounted /ro. For an exchange directory it returns every package with
-// entries below it, sorted.
+// mounted /ro. For an exchange directory it returns every package whose
+// entries /ro shows below it (not those whose every entry is shadowed),
+// sorted.
 func Owner(root string, st *store.Store, p string) ([]string, error) {
 	if !path.IsAbs(p) {
 		return nil, fmt.Errorf("owner of %s: not an absolute path", p)
@@ -289,7 +290,9 @@ func Owner(root string, st *store.Store, p string) ([]string, error) {
 		}
 		byFull[pk.Name] = pk
 	}
-	var files, dirs []pkgname.Name
+	// The winner of each path at or below rel: of its providers, the
+	// one whose <name>-<arch> sorts first.
+	winners := map[string]pkgname.Name{}
 	for _, n := range newest {
 		provides := byFull[n.String()].Provides
 		if len(provides) == 0 { // a meta without provides: read the image
@@ -297,25 +300,30 @@ func Owner(root string, st *store.Store, p string) ([]string, error) {
 				return nil, err
 			}
 		}
-		if slices.Contains(provides, rel) {
-			files = append(files, n)
-		} else if slices.ContainsFunc(provides, func(s string) bool { return strings.HasPrefix(s, rel+"/") }) {
-			dirs = append(dirs, n)
+		for _, s := range provides {
+			if s != rel && !strings.HasPrefix(s, rel+"/") {
+				continue
+			}
+			if w, ok := winners[s]; !ok || cmp.Compare(n.Unqualified(), w.Unqualified()) < 0 {
+				winners[s] = n
+			}
 		}
 	}
-	byUnqualified := func(a, b pkgname.Name) int { return cmp.Compare(a.Unqualified(), b.Unqualified()) }
-	switch {
-	case len(files) > 0:
-		return []string{slices.MinFunc(files, byUnqualified).String()}, nil
-	case len(dirs) > 0:
-		slices.SortFunc(dirs, func(a, b pkgname.Name) int { return cmp.Compare(a.String(), b.String()) })
-		var out []string
-		for _, n := range dirs {
-			out = append(out, n.String())
-		}
-		return out, nil
+	if w, ok := winners[rel]; ok {
+		return []string{w.String()}, nil
 	}
-	return nil, fmt.Errorf("owner of %s: %w", p, ErrNoOwner)
+	// A directory: every package that /ro shows an entry of below it
+	// (a package whose every entry there is shadowed is not one).
+	var out []string
+	for _, w := range winners {
+		out = append(out, w.String())
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("owner of %s: %w", p, ErrNoOwner)
+	}
+	return out, nil
 }
 
 func imageProvides(st *store.Store, full string) ([]string, error) {
