@@ -18,6 +18,18 @@
 // Legacy signatures must hold the message in memory and are bounded
 // ([MaxLegacyMessage]); prehashed ones stream.
 //
+// # On aead.dev/minisign
+//
+// Public keys are parsed, messages signed, signature files parsed and
+// signatures verified by aead.dev/minisign. This package keeps its own
+// types and what the library does not do: the key ID is [8]byte as in
+// the files (the library's is a uint64), every trusted key with a
+// signature's ID is tried (the library verifies against one key), the
+// legacy message is bounded before it is read, secret key files are
+// written byte for byte as `minisign -G -W` writes them and their
+// checksum is checked when read (the library ignores it), and errors
+// name what is wrong.
+//
 // # Scope
 //
 // Secret key files are written unencrypted, as `minisign -G -W` writes
@@ -39,6 +51,7 @@ import (
 	"strings"
 	"time"
 
+	mini "aead.dev/minisign"
 	"golang.org/x/crypto/blake2b"
 )
 
@@ -118,17 +131,25 @@ func ParsePublicKey(b []byte) (PublicKey, error) {
 	if err != nil {
 		return PublicKey{}, fmt.Errorf("parse public key: %w", err)
 	}
-	raw, err := base64.StdEncoding.DecodeString(line)
-	if err != nil {
-		return PublicKey{}, fmt.Errorf("parse public key: %w", err)
+	var mk mini.PublicKey
+	if err := mk.UnmarshalText([]byte(line)); err != nil {
+		return PublicKey{}, fmt.Errorf("parse public key: not a minisign Ed25519 public key: %w", err)
 	}
-	if len(raw) != 2+8+ed25519.PublicKeySize || !bytes.Equal(raw[:2], algEd[:]) {
-		return PublicKey{}, errors.New("parse public key: not a minisign Ed25519 public key")
-	}
+	raw, _ := base64.StdEncoding.DecodeString(mk.String()) // alg, ID, key
 	var k PublicKey
 	copy(k.ID[:], raw[2:10])
 	k.Key = ed25519.PublicKey(bytes.Clone(raw[10:]))
 	return k, nil
+}
+
+// lib returns k as the library's key.
+func (k PublicKey) lib() (mini.PublicKey, error) {
+	var mk mini.PublicKey
+	text, err := k.MarshalText()
+	if err != nil {
+		return mk, err
+	}
+	return mk, mk.UnmarshalText(text)
 }
 
 // keyLine returns the base64 line of a key file: the first line that is
@@ -211,27 +232,29 @@ func ParsePrivateKey(b []byte) (PrivateKey, error) {
 }
 
 // Sign signs the message read from msg with k and returns the signature
-// file (what minisign writes to <file>.minisig). trustedComment is signed
-// too; empty means "timestamp:<unix time>", as minisign does.
+// file (what minisign writes to <file>.minisig): prehashed ("ED"), as
+// minisign does by default. trustedComment is signed too; empty means
+// "timestamp:<unix time>", as minisign does.
 func Sign(k PrivateKey, msg io.Reader, trustedComment string) ([]byte, error) {
 	if strings.ContainsAny(trustedComment, "\r\n") {
 		return nil, errors.New("sign: trusted comment contains a newline")
 	}
-	h, _ := blake2b.New512(nil)
-	if _, err := io.Copy(h, msg); err != nil {
+	text, err := k.MarshalText()
+	if err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
 	}
-	sig := ed25519.Sign(k.Key, h.Sum(nil))
+	var mk mini.PrivateKey
+	if err := mk.UnmarshalText(text); err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
+	r := mini.NewReader(msg)
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return nil, fmt.Errorf("sign: %w", err)
+	}
 	if trustedComment == "" {
 		trustedComment = fmt.Sprintf("timestamp:%d", time.Now().Unix())
 	}
-	global := ed25519.Sign(k.Key, append(bytes.Clone(sig), trustedComment...))
-	raw := make([]byte, 0, 2+8+ed25519.SignatureSize)
-	raw = append(raw, algPrehash[:]...)
-	raw = append(raw, k.ID[:]...)
-	raw = append(raw, sig...)
-	return fmt.Appendf(nil, "untrusted comment: signature from distri secret key\n%s\ntrusted comment: %s\n%s\n",
-		base64.StdEncoding.EncodeToString(raw), trustedComment, base64.StdEncoding.EncodeToString(global)), nil
+	return r.SignWithComments(mk, trustedComment, "signature from distri secret key"), nil
 }
 
 // Signature is a parsed signature file.
@@ -249,32 +272,40 @@ func ParseSignature(b []byte) (Signature, error) {
 	if len(lines) < 4 || !strings.HasPrefix(lines[0], "untrusted comment:") {
 		return Signature{}, errors.New("parse signature: not a minisign signature file")
 	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(lines[1]))
-	if err != nil {
+	// The library wants "untrusted comment: " with its space and takes
+	// everything after the third line as the global signature: give it
+	// the four lines.
+	first := "untrusted comment: " + strings.TrimPrefix(strings.TrimPrefix(lines[0], "untrusted comment:"), " ")
+	var ms mini.Signature
+	if err := ms.UnmarshalText([]byte(strings.Join(append([]string{first}, lines[1:4]...), "\n"))); err != nil {
 		return Signature{}, fmt.Errorf("parse signature: %w", err)
 	}
-	if len(raw) != 2+8+ed25519.SignatureSize {
-		return Signature{}, errors.New("parse signature: bad signature length")
-	}
 	var s Signature
-	s.Algorithm = [2]byte(raw[:2])
-	if s.Algorithm != algPrehash && s.Algorithm != algEd {
-		return Signature{}, fmt.Errorf("parse signature: unknown algorithm %q", raw[:2])
-	}
-	copy(s.KeyID[:], raw[2:10])
-	s.Sig = raw[10:]
-	tc, ok := strings.CutPrefix(strings.TrimRight(lines[2], "\r"), "trusted comment: ")
-	if !ok {
-		return Signature{}, errors.New("parse signature: no trusted comment")
-	}
-	s.TrustedComment = tc
-	if s.GlobalSig, err = base64.StdEncoding.DecodeString(strings.TrimSpace(lines[3])); err != nil {
-		return Signature{}, fmt.Errorf("parse signature: global signature: %w", err)
-	}
-	if len(s.GlobalSig) != ed25519.SignatureSize {
-		return Signature{}, errors.New("parse signature: bad global signature length")
-	}
+	binary.LittleEndian.PutUint16(s.Algorithm[:], ms.Algorithm)
+	binary.LittleEndian.PutUint64(s.KeyID[:], ms.KeyID)
+	s.Sig = bytes.Clone(ms.Signature[:])
+	s.TrustedComment = ms.TrustedComment
+	s.GlobalSig = bytes.Clone(ms.CommentSignature[:])
 	return s, nil
+}
+
+// text returns s as a signature file for the library.
+func (s Signature) text() ([]byte, error) {
+	if len(s.Sig) != ed25519.SignatureSize || len(s.GlobalSig) != ed25519.SignatureSize {
+		return nil, errors.New("bad signature length")
+	}
+	if strings.ContainsAny(s.TrustedComment, "\r\n") {
+		return nil, errors.New("trusted comment contains a newline")
+	}
+	ms := mini.Signature{
+		Algorithm:        binary.LittleEndian.Uint16(s.Algorithm[:]),
+		KeyID:            binary.LittleEndian.Uint64(s.KeyID[:]),
+		TrustedComment:   s.TrustedComment,
+		UntrustedComment: "signature",
+	}
+	copy(ms.Signature[:], s.Sig)
+	copy(ms.CommentSignature[:], s.GlobalSig)
+	return ms.MarshalText()
 }
 
 // Verify checks that sig (a signature file) is a signature of the
@@ -317,14 +348,21 @@ func VerifySignature(msg io.Reader, s Signature, keys ...PublicKey) (PublicKey, 
 	if len(candidates) == 0 {
 		return PublicKey{}, fmt.Errorf("%w: signed with key %s, trusted keys are %v", ErrVerify, s.KeyID, ids)
 	}
-	var signed []byte
+	text, err := s.text()
+	if err != nil {
+		return PublicKey{}, fmt.Errorf("verify: %w", err)
+	}
+	var verify func(mini.PublicKey) bool
+	var signed []byte // what s.Sig signs, to name what does not match
 	switch s.Algorithm {
 	case algPrehash:
 		h, _ := blake2b.New512(nil)
-		if _, err := io.Copy(h, msg); err != nil {
+		r := mini.NewReader(io.TeeReader(msg, h))
+		if _, err := io.Copy(io.Discard, r); err != nil {
 			return PublicKey{}, fmt.Errorf("verify: %w", err)
 		}
 		signed = h.Sum(nil)
+		verify = func(k mini.PublicKey) bool { return r.Verify(k, text) }
 	case algEd:
 		b, err := io.ReadAll(io.LimitReader(msg, MaxLegacyMessage+1))
 		if err != nil {
@@ -334,15 +372,19 @@ func VerifySignature(msg io.Reader, s Signature, keys ...PublicKey) (PublicKey, 
 			return PublicKey{}, fmt.Errorf("verify: a legacy (not prehashed) signature over more than %d MiB; sign with a prehashed signature (minisign's default)", MaxLegacyMessage>>20)
 		}
 		signed = b
+		verify = func(k mini.PublicKey) bool { return mini.Verify(k, b, text) }
 	default:
 		return PublicKey{}, fmt.Errorf("verify: unknown algorithm %q", s.Algorithm[:])
 	}
 	var errs []error
 	for _, k := range candidates {
+		mk, err := k.lib()
 		switch {
-		case !ed25519.Verify(k.Key, signed, s.Sig):
+		case err != nil:
+			errs = append(errs, fmt.Errorf("key %s: %w", k.ID, err))
+		case !verify(mk) && !ed25519.Verify(k.Key, signed, s.Sig):
 			errs = append(errs, fmt.Errorf("the signed data does not match (key %s)", k.ID))
-		case !ed25519.Verify(k.Key, append(bytes.Clone(s.Sig), s.TrustedComment...), s.GlobalSig):
+		case !verify(mk):
 			errs = append(errs, fmt.Errorf("the trusted comment does not match (key %s)", k.ID))
 		default:
 			return k, nil
