@@ -28,8 +28,25 @@ type tarEntry struct {
 	mode             int64
 }
 
-// makeDeb returns a .deb (ar archive) whose data.tar.zst holds entries.
+// makeDeb returns a .deb (ar archive) whose data.tar.zst holds entries
+// and whose control.tar.zst a control file.
 func makeDeb(t *testing.T, entries []tarEntry) []byte {
+	t.Helper()
+	control := zstdTar(t, []tarEntry{{name: "./control", body: "Package: tool\n", typ: tar.TypeReg}})
+	var buf bytes.Buffer
+	buf.WriteString("!<arch>\n")
+	for _, m := range [][2]string{{"debian-binary", "2.0\n"}, {"control.tar.zst", control}, {"data.tar.zst", zstdTar(t, entries)}} {
+		fmt.Fprintf(&buf, "%-16s%-12d%-6d%-6d%-8s%-10d`\n", m[0], 0, 0, 0, "100644", len(m[1]))
+		buf.WriteString(m[1])
+		if len(m[1])%2 == 1 {
+			buf.WriteByte('\n')
+		}
+	}
+	return buf.Bytes()
+}
+
+// zstdTar returns a zstd-compressed tar of entries.
+func zstdTar(t *testing.T, entries []tarEntry) string {
 	t.Helper()
 	var tb bytes.Buffer
 	zw, err := zstd.NewWriter(&tb)
@@ -55,16 +72,7 @@ func makeDeb(t *testing.T, entries []tarEntry) []byte {
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	buf.WriteString("!<arch>\n")
-	for _, m := range [][2]string{{"debian-binary", "2.0\n"}, {"control.tar.zst", "c"}, {"data.tar.zst", tb.String()}} {
-		fmt.Fprintf(&buf, "%-16s%-12d%-6d%-6d%-8s%-10d`\n", m[0], 0, 0, 0, "100644", len(m[1]))
-		buf.WriteString(m[1])
-		if len(m[1])%2 == 1 {
-			buf.WriteByte('\n')
-		}
-	}
-	return buf.Bytes()
+	return tb.String()
 }
 
 var debEntries = []tarEntry{
