@@ -143,18 +143,19 @@ Examples:
 	}
 	g.addFlags(root.PersistentFlags())
 	g.addDryRun(root.Flags())
-	root.AddCommand(
-		newUpdateCmd(&g, stdio),
-		newRemoveCmd(&g, stdio),
-		newGCCmd(&g, stdio),
-		newListCmd(&g, stdio),
-		newSearchCmd(&g, stdio),
-		newInfoCmd(&g, stdio),
-		newFilesCmd(&g, stdio),
-		newOwnerCmd(&g, stdio),
-		newResetCmd(&g, stdio),
-		newEnvCmd(&g, stdio),
+	root.AddGroup(
+		&cobra.Group{ID: "change", Title: "Changing the store (--dry-run only prints):"},
+		&cobra.Group{ID: "read", Title: "Read-only (create and lock nothing):"},
 	)
+	for group, cmds := range map[string][]*cobra.Command{
+		"change": {newUpdateCmd(&g, stdio), newRemoveCmd(&g, stdio), newGCCmd(&g, stdio), newResetCmd(&g, stdio)},
+		"read":   {newListCmd(&g, stdio), newSearchCmd(&g, stdio), newInfoCmd(&g, stdio), newFilesCmd(&g, stdio), newOwnerCmd(&g, stdio), newEnvCmd(&g, stdio)},
+	} {
+		for _, c := range cmds {
+			c.GroupID = group
+			root.AddCommand(c)
+		}
+	}
 	return root
 }
 

@@ -73,9 +73,15 @@ Examples:
 		&cobra.Group{ID: "suite", Title: "Suite commands:"},
 	)
 	for _, v := range verbs {
+		page := v.bin
+		if v.sub != "" {
+			page += "-" + v.sub
+		}
 		root.AddCommand(&cobra.Command{
-			Use:                v.name + " [ARGS...]",
-			Short:              v.short,
+			Use:   v.name + " [ARGS...]",
+			Short: v.short,
+			Long: fmt.Sprintf("distri %s runs %s with the arguments; its --help and %s(1) say more.",
+				v.name, strings.TrimSpace(v.bin+" "+v.sub), page),
 			GroupID:            v.group,
 			DisableFlagParsing: true, // every argument belongs to the binary
 			RunE: func(cmd *cobra.Command, args []string) error {
