@@ -37,7 +37,7 @@ BENCH_DEBS := initramfs-tools-core dracut-core debootstrap dpkg-dev apt-utils cu
 # after the other; minimizing a new input stops after FUZZMINIMIZETIME
 # (the SquashFS and LUKS inputs are large: the default 60 s would eat the
 # budget). E.g. make fuzz FUZZTIME=5m FUZZ_TARGETS=lib/luks:FuzzUnlock
-FUZZTIME ?= 7s
+FUZZTIME ?= 6s
 FUZZMINIMIZETIME ?= 2s
 FUZZ_TARGETS ?= lib/squashfs:FuzzReader lib/luks:FuzzParseHeader lib/luks:FuzzUnlock lib/repo:FuzzRepoIndex \
 	lib/pb:FuzzIndex lib/pb:FuzzUnmarshalText lib/recipe:FuzzCheck \
