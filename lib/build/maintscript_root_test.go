@@ -25,7 +25,9 @@ import (
 // made as distri-mkimage makes it, that awk, aclocal, automake and vi run
 // through the links the maintainer scripts' update-alternatives calls
 // became, and that sshd, which openssh-server's postinst creates with
-// adduser, is in /etc/passwd. Before the maintainer scripts were read,
+// adduser, is in /etc/passwd; autoreconf -fi (autoconf imported too)
+// generates an autotools project, calling aclocal and automake by their
+// unversioned names. Before the maintainer scripts were read,
 // /ro/<gawk>/bin/awk, /ro/<automake>/bin/aclocal and /ro/<vim>/bin/vi did
 // not exist and no package declared sshd.
 func TestImportMaintScripts(t *testing.T) {
@@ -35,7 +37,8 @@ func TestImportMaintScripts(t *testing.T) {
 	// The four and their runtime closures, imported two at a time.
 	var dirs []string
 	full := map[string]string{}
-	for _, name := range []string{"gawk", "automake", "vim", "openssh-server"} {
+	// autoconf and the shell tools it runs, for autoreconf.
+	for _, name := range []string{"gawk", "automake", "vim", "openssh-server", "autoconf", "bash", "coreutils", "sed", "grep"} {
 		r, err := ReadRecipe(filepath.Join("..", "..", "pkgs", name))
 		if err != nil {
 			t.Fatal(err)
@@ -122,11 +125,18 @@ func TestImportMaintScripts(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// An autotools project for autoreconf, which runs aclocal and
+	// automake by their unversioned names.
+	proj := filepath.Join(t.TempDir(), "proj")
+	write(t, filepath.Join(proj, "configure.ac"), []byte("AC_INIT([t], [1])\nAM_INIT_AUTOMAKE([foreign])\nAC_CONFIG_FILES([Makefile])\nAC_OUTPUT\n"))
+	write(t, filepath.Join(proj, "Makefile.am"), nil)
 	run := func(argv ...string) string {
 		t.Helper()
 		var stdout, stderr bytes.Buffer
 		err := sandbox.Run(t.Context(), sandbox.Options{
-			RO: ro.dir,
+			BuildDir: proj,
+			Dir:      "/build",
+			RO:       ro.dir,
 			Links: map[string]string{"/bin": "/ro/bin", "/sbin": "/ro/bin", "/lib": "/ro/lib", "/lib64": "/ro/lib64",
 				"/share": "/ro/share", "/include": "/ro/include", "/usr": "/", "/etc": "/image/etc"},
 			Dest:   filepath.Dir(etc),
@@ -151,6 +161,8 @@ func TestImportMaintScripts(t *testing.T) {
 		{[]string{"/ro/" + full["automake"] + "/bin/aclocal", "--version"}, "aclocal (GNU automake) 1.16"},
 		{[]string{"/ro/bin/automake", "--version"}, "automake (GNU automake) 1.16"},
 		{[]string{"/ro/" + full["vim"] + "/bin/vi", "--version"}, "VIM - Vi IMproved"},
+		{[]string{"/ro/bin/autoreconf", "-fi"}, ""},
+		{[]string{"/bin/sh", "-c", "test -x configure && test -f Makefile.in && test -f aclocal.m4 && echo generated"}, "generated\n"},
 		{[]string{"/ro/bin/awk", "-F:", `$1=="sshd"{print $1, $4, $6, $7}`, "/etc/passwd"}, "sshd 65534 /run/sshd /usr/sbin/nologin\n"},
 	} {
 		if got := run(c.argv...); !strings.Contains(got, c.want) {
