@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"distri.dev/distri/lib/build/source"
@@ -205,27 +206,26 @@ func assembleRO(ctx context.Context, dir string, deps []*Recipe, images map[stri
 	// mount(8)), several at once.
 	mounted := make([]bool, len(deps))
 	errs := make([]error, len(deps))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
+	var g errgroup.Group // every error is kept (errs), not only the first
+	g.SetLimit(8)
 	for i, r := range deps {
 		full := r.FullName()
 		mp := filepath.Join(dir, full)
 		t.fulls = append(t.fulls, full)
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			if err := os.MkdirAll(mp, 0o755); err != nil {
 				errs[i] = err
-				return
+				return nil
 			}
 			if err := loopdev.Attach(images[full], mp, "distri-build:"+full); err != nil {
 				errs[i] = fmt.Errorf("mount %s: %w", images[full], err)
-				return
+				return nil
 			}
 			mounted[i] = true
+			return nil
 		})
 	}
-	wg.Wait()
+	g.Wait()
 	t.mountTook = time.Since(start)
 	for i, r := range deps {
 		if mounted[i] {
@@ -244,6 +244,7 @@ func assembleRO(ctx context.Context, dir string, deps []*Recipe, images map[stri
 	start = time.Now()
 	// The farms are independent of each other: made at the same time.
 	farmErrs := make([]error, len(exchangeDirs))
+	var wg sync.WaitGroup
 	for i, x := range exchangeDirs {
 		wg.Go(func() {
 			var srcs []string
