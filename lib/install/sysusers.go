@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -25,7 +27,14 @@ const sysusersDir = "out/lib/sysusers.d"
 // (a file name shadows the same name of a package later in fulls' sorted
 // order, as systemd's directories do), so the result does not depend on
 // the order packages were installed in.
+//
+// A root without etc/passwd (a tree distri-mkimage is still making; it
+// applies the files of every package once it has written /etc) is left
+// alone.
 func ApplySysusers(root string, st *store.Store, fulls []string) ([]string, error) {
+	if _, err := os.Lstat(filepath.Join(root, "etc/passwd")); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	files := map[string][]sysusers.Entry{}
 	for _, full := range slices.Sorted(slices.Values(fulls)) {
 		r, err := squashfs.Open(st.ImagePath(full))
