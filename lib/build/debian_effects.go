@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"distri.dev/distri/lib/build/debian"
 	"distri.dev/distri/lib/build/source"
@@ -48,12 +49,6 @@ func ImportMaintEffects(debPath, pkg, dest string) ([]*pb.Alternative, []string,
 	if err != nil {
 		return nil, nil, err
 	}
-	writeNew := func(name, content string) error {
-		if err := writeNew(name, content); err != nil {
-			return err
-		}
-		return os.Chtimes(name, epoch, epoch)
-	}
 	notes := slices.Clone(e.Notes)
 	alts, altNotes, err := applyAlternatives(e.Alternatives, dest)
 	if err != nil {
@@ -63,7 +58,7 @@ func ImportMaintEffects(debPath, pkg, dest string) ([]*pb.Alternative, []string,
 	if len(e.SysUsers) > 0 {
 		conf := "# users and groups from the maintainer scripts of " + pkg + " (distri-build import)\n" +
 			strings.Join(e.SysUsers, "\n") + "\n"
-		if err := writeNew(filepath.Join(dest, "out/lib/sysusers.d", pkg+".conf"), conf); err != nil {
+		if err := writeNew(dest, "out/lib/sysusers.d/"+pkg+".conf", conf, epoch); err != nil {
 			return nil, nil, err
 		}
 		notes = append(notes, fmt.Sprintf("users and groups: out/lib/sysusers.d/%s.conf: %s", pkg, strings.Join(e.SysUsers, "; ")))
@@ -71,6 +66,10 @@ func ImportMaintEffects(debPath, pkg, dest string) ([]*pb.Alternative, []string,
 	var presets []string
 	for _, u := range e.Enable {
 		found := false
+		if strings.Contains(u, "/") || strings.HasPrefix(u, ".") {
+			notes = append(notes, fmt.Sprintf("not reproduced: enable %q (not a unit name)", u))
+			continue
+		}
 		for _, d := range []string{"out/lib/systemd/system", "etc/systemd/system"} {
 			if _, err := os.Lstat(filepath.Join(dest, d, u)); err == nil {
 				found = true
@@ -83,7 +82,7 @@ func ImportMaintEffects(debPath, pkg, dest string) ([]*pb.Alternative, []string,
 		presets = append(presets, "enable "+u)
 	}
 	if len(presets) > 0 {
-		if err := writeNew(filepath.Join(dest, "out/lib/systemd/system-preset", "50-"+pkg+".preset"), strings.Join(presets, "\n")+"\n"); err != nil {
+		if err := writeNew(dest, "out/lib/systemd/system-preset/50-"+pkg+".preset", strings.Join(presets, "\n")+"\n", epoch); err != nil {
 			return nil, nil, err
 		}
 		notes = append(notes, "enabled units: out/lib/systemd/system-preset/50-"+pkg+".preset: "+strings.Join(presets, "; "))
@@ -171,51 +170,69 @@ func debianPath(p string) string {
 }
 
 // makeAltLink makes the symlink of alternative l in dest, or says why not.
+// Every access goes through an [os.Root] of dest: a symlink of the
+// package on the link's path (out/lib/x → /etc) cannot make the import
+// write outside the package, it only makes the link fail.
 func makeAltLink(dest string, l Alternative) string {
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		return err.Error()
+	}
+	defer root.Close()
 	link, target := debianPath(l.Link), debianPath(l.Path)
-	if _, err := os.Stat(filepath.Join(dest, target)); err != nil {
+	if _, err := root.Stat(target); err != nil {
 		return "its target is not in the package"
 	}
-	if _, err := os.Lstat(filepath.Join(dest, link)); err == nil {
+	if _, err := root.Lstat(link); err == nil {
 		return "the package ships " + l.Link + " itself"
 	}
 	rel, err := filepath.Rel(path.Dir(link), target)
 	if err != nil {
 		return err.Error()
 	}
-	if err := os.MkdirAll(filepath.Join(dest, path.Dir(link)), 0o755); err != nil {
+	if err := root.MkdirAll(path.Dir(link), 0o755); err != nil {
 		return err.Error()
 	}
-	if err := os.Symlink(rel, filepath.Join(dest, link)); err != nil {
+	if err := root.Symlink(rel, link); err != nil {
 		return err.Error()
 	}
 	if name, ok := strings.CutPrefix(link, "out/bin/"); ok && !strings.Contains(name, "/") {
-		entry := filepath.Join(dest, "bin", name)
-		if _, err := os.Lstat(entry); err == nil {
+		entry := path.Join("bin", name)
+		if _, err := root.Lstat(entry); err == nil {
 			return "the package has bin/" + name + " already"
 		}
-		if err := os.MkdirAll(filepath.Dir(entry), 0o755); err != nil {
+		if err := root.MkdirAll("bin", 0o755); err != nil {
 			return err.Error()
 		}
-		if err := os.Symlink("../"+link, entry); err != nil {
+		if err := root.Symlink("../"+link, entry); err != nil {
 			return err.Error()
 		}
 	}
 	return ""
 }
 
-// writeNew writes a new file (0644) of the imported tree; one that exists
-// is an error (the package ships it: not overwritten).
-func writeNew(name, content string) error {
-	if _, err := os.Lstat(name); err == nil {
+// writeNew writes the new file name (relative to dest, 0644) of the
+// imported tree through an [os.Root] of dest, with the time stamp
+// epoch. One that exists is an error (the package ships it: not
+// overwritten).
+func writeNew(dest, name, content string, epoch time.Time) error {
+	root, err := os.OpenRoot(dest)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if _, err := root.Lstat(name); err == nil {
 		return fmt.Errorf("import: %s: the package ships it already", name)
 	} else if !os.IsNotExist(err) {
-		return err
+		return fmt.Errorf("import: %s: %w", name, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		return err
+	if err := root.MkdirAll(path.Dir(name), 0o755); err != nil {
+		return fmt.Errorf("import: %s: %w", name, err)
 	}
-	return os.WriteFile(name, []byte(content), 0o644)
+	if err := root.WriteFile(name, []byte(content), 0o644); err != nil {
+		return fmt.Errorf("import: %s: %w", name, err)
+	}
+	return root.Chtimes(name, epoch, epoch)
 }
 
 // importMaintEffects runs [ImportMaintEffects] for the Debian import r

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A postinst in the shapes Debian's scripts use: continuation lines, a
@@ -139,5 +140,38 @@ func TestApplyAlternatives(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dest, "bin/tool")); err != nil {
 		t.Errorf("bin/tool does not resolve: %v", err)
+	}
+}
+
+// TestMaintEffectsStayInPackage attacks the import with a package whose
+// own symlinks lead out of it (out/lib/evil → a host directory,
+// out/lib/sysusers.d → the same): an alternative whose link lies below
+// such a symlink, and the sysusers.d file the import writes, must not
+// create anything outside the package; the import fails or declines.
+func TestMaintEffectsStayInPackage(t *testing.T) {
+	host := t.TempDir()
+	dest := t.TempDir()
+	os.MkdirAll(filepath.Join(dest, "out/bin"), 0o755)
+	os.WriteFile(filepath.Join(dest, "out/bin/tool"), nil, 0o755)
+	os.MkdirAll(filepath.Join(dest, "out/lib"), 0o755)
+	os.Symlink(host, filepath.Join(dest, "out/lib/evil"))
+	recs, _, err := applyAlternatives([]Alternative{
+		{Link: "/usr/lib/evil/x", Name: "x", Path: "/usr/bin/tool", Priority: 1},
+		{Link: "/usr/bin/../../../../lib/evil/y", Name: "y", Path: "/usr/bin/tool", Priority: 1},
+	}, dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.GetProvided() {
+			t.Errorf("%s provided through a symlink out of the package", r.GetLink())
+		}
+	}
+	os.Symlink(host, filepath.Join(dest, "out/lib/sysusers.d"))
+	if err := writeNew(dest, "out/lib/sysusers.d/p.conf", "u x -\n", time.Unix(1, 0)); err == nil {
+		t.Errorf("writeNew through a symlink out of the package succeeded")
+	}
+	if ents, _ := os.ReadDir(host); len(ents) != 0 {
+		t.Errorf("the import wrote outside the package: %v", ents)
 	}
 }
