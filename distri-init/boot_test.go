@@ -666,7 +666,8 @@ func copyFS(t *testing.T, dst, src string) {
 
 // TestBootRescueShell fails like TestBootNoRoot, but with /bin/sh in the
 // initramfs (testdata/rescue stands in for it), which distri-init runs
-// on the console; when it exits, the machine powers off.
+// on the console; when it exits, the boot is tried again (and fails
+// again: the stand-in powers off the second time it runs).
 func TestBootRescueShell(t *testing.T) {
 	e := setup(t)
 	dir := t.TempDir()
@@ -677,11 +678,20 @@ func TestBootRescueShell(t *testing.T) {
 	}
 	c := boot(t, e, initrd, "root=LABEL=nonesuch rd.timeout=1")
 	c.Expect(`^distri-init: boot failed: gave up waiting for root LABEL=nonesuch after 1s: no block devices at all`, bootTimeout)
-	c.Expect(`^distri-init: starting rescue shell /bin/sh; exit it to power off`, bootTimeout)
-	m := c.Expect(`^RESCUE SHELL session-leader=(\w+) tty=(\w+)`, bootTimeout)
+	c.Expect(`^distri-init: starting rescue shell /bin/sh; exit it to try booting again`, bootTimeout)
+	m := c.Expect(`^RESCUE SHELL session-leader=(\w+) tty=(\w+) cmdline="(.*)"`, bootTimeout)
 	if m[1] != "true" || m[2] != "true" {
 		t.Errorf("rescue shell: session-leader=%s tty=%s, want both true", m[1], m[2])
 	}
-	c.Expect(`^distri-init: powering off$`, bootTimeout)
+	if !strings.Contains(m[3], "root=LABEL=nonesuch") {
+		t.Errorf("rescue shell: /proc/cmdline %q lacks root=LABEL=nonesuch", m[3])
+	}
+	// exit: the boot is tried again, waits for the root again, fails
+	// again and starts the shell again.
+	c.Expect(`^distri-init: rescue shell exited; trying to boot again$`, bootTimeout)
+	c.Expect(`^distri-init: waiting for root LABEL=nonesuch, up to 1s`, bootTimeout)
+	c.Expect(`^distri-init: boot failed: gave up waiting for root LABEL=nonesuch after 1s`, bootTimeout)
+	c.Expect(`^distri-init: starting rescue shell /bin/sh; exit it to try booting again`, bootTimeout)
+	c.Expect(`^RESCUE SHELL again$`, bootTimeout)
 	c.Wait(30 * time.Second)
 }

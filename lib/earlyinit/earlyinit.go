@@ -28,7 +28,10 @@
 //
 // If a step fails, distri-init says what it was waiting for and why it
 // gave up, then runs /bin/sh on the console if the initramfs has one,
-// and otherwise powers off after ten seconds.
+// and otherwise powers off after ten seconds. When that shell exits
+// after the root could not be found, unlocked, mounted or switched to,
+// the boot is tried again from the wait for the root; after an earlier
+// failure (no configuration, no module index) it powers off.
 package earlyinit
 
 import (
@@ -69,6 +72,7 @@ type booter struct {
 	load, crypt group // modules of cfg.Load and cfg.Crypt
 	devs        *blockdev.Set
 	consolePath string
+	noRescue    bool // the rescue shell failed to start
 }
 
 // ErrNotPID1 is returned by Run when the process is not PID 1: a stage
@@ -145,6 +149,16 @@ func (b *booter) boot(ctx context.Context) error {
 		b.crypt.Start(b.mods, b.cryptModules())
 	}
 
+	for {
+		err := b.bootRoot(ctx) // returns only on failure
+		if !b.rescue(err) {
+			return err
+		}
+	}
+}
+
+// bootRoot finds, unlocks and mounts the root and switches to it.
+func (b *booter) bootRoot(ctx context.Context) error {
 	root, err := b.findRoot(ctx)
 	if err != nil {
 		return err
@@ -155,6 +169,27 @@ func (b *booter) boot(ctx context.Context) error {
 	}
 	b.load.Wait() // the booted system cannot load them itself
 	return b.switchRoot()
+}
+
+// rescue reports err and runs the rescue shell on the console, if the
+// initramfs has one. It returns true when the shell exited (with any
+// status): then the boot is tried again, e.g. after the shell loaded a
+// missing driver or waited for a slow disk. Without a shell, or when it
+// cannot start, it returns false and the boot fails.
+func (b *booter) rescue(err error) bool {
+	shell := "/" + initconfig.RescueShell
+	if _, serr := os.Stat(shell); serr != nil {
+		return false
+	}
+	b.log.Printf("boot failed: %v", err)
+	b.log.Printf("starting rescue shell %s; exit it to try booting again", shell)
+	if rerr := runOnConsole(shell); rerr != nil {
+		b.log.Printf("rescue shell: %v", rerr)
+		b.noRescue = true
+		return false
+	}
+	b.log.Printf("rescue shell exited; trying to boot again")
+	return true
 }
 
 // findRoot unlocks the rd.luks volumes and returns the root device.
@@ -245,12 +280,17 @@ func (b *booter) mountRoot(dev *blockdev.Device) error {
 func (b *booter) fail(err error) error {
 	b.log.Printf("boot failed: %v", err)
 	shell := "/" + initconfig.RescueShell
-	if _, serr := os.Stat(shell); serr == nil {
+	_, serr := os.Stat(shell)
+	switch {
+	case b.noRescue:
+		b.log.Printf("powering off in %s", PowerOffDelay)
+		time.Sleep(PowerOffDelay)
+	case serr == nil:
 		b.log.Printf("starting rescue shell %s; exit it to power off", shell)
 		if rerr := runOnConsole(shell); rerr != nil {
 			b.log.Printf("rescue shell: %v", rerr)
 		}
-	} else {
+	default:
 		b.log.Printf("no rescue shell in the initramfs; powering off in %s", PowerOffDelay)
 		time.Sleep(PowerOffDelay)
 	}
