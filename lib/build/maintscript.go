@@ -22,6 +22,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"distri.dev/distri/lib/sysusers"
 )
 
 // Alternative is one update-alternatives --install call: Link (e.g.
@@ -211,6 +213,7 @@ type scanner struct {
 	script string
 	vars   map[string]string // variables assigned literal values
 	funcs  map[string]bool   // the script's functions
+	steps  int               // commands scanned, bounded by maxSteps
 	e      *MaintEffects
 }
 
@@ -286,8 +289,19 @@ var silent = []string{"set", "exit", "return", "echo", "printf", "[", "test", "t
 	"db_fget", "db_fset", "db_set", "db_title", "db_capb", "db_metaget", "db_register", "db_unregister",
 	"dpkg", "grep", "sed", "cut", "ls", "cat", "head", "tail", "tr", "awk", "readlink", "id", "return"}
 
+// maxSteps bounds the commands one script's scan visits: unrolled
+// nested loops (for a in 1 2 3 …; do for b in …) grow exponentially.
+// Real scripts need a few hundred.
+const maxSteps = 20000
+
 func (s *scanner) run(cmds []command) {
 	for i := 0; i < len(cmds); i++ {
+		if s.steps++; s.steps > maxSteps {
+			if s.steps == maxSteps+1 {
+				s.e.note("not reproduced: %s: the rest of the script (more than %d commands with its loops unrolled)", s.script, maxSteps)
+			}
+			return
+		}
 		cmd := cmds[i]
 		first := cmd.words[0].raw
 		if first == "for" {
@@ -422,6 +436,13 @@ func (s *scanner) command(all []word, line int) {
 		if err != nil {
 			notReproduced(err.Error())
 			return
+		}
+		for _, l := range lines {
+			// What distri-install would refuse is refused here.
+			if _, err := sysusers.Parse("sysusers", []byte(l)); err != nil {
+				notReproduced(err.Error())
+				return
+			}
 		}
 		for _, l := range lines {
 			if !slices.Contains(s.e.SysUsers, l) {

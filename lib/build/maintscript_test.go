@@ -175,3 +175,26 @@ func TestMaintEffectsStayInPackage(t *testing.T) {
 		t.Errorf("the import wrote outside the package: %v", ents)
 	}
 }
+
+// TestScanMaintScriptsBounded attacks the loop unrolling with nested
+// loops (20^8 iterations unrolled naively): the scan stops at maxSteps
+// and says so.
+func TestScanMaintScriptsBounded(t *testing.T) {
+	items := strings.Repeat("x ", 20)
+	var b strings.Builder
+	for range 8 {
+		b.WriteString("for i in " + items + "; do\n")
+	}
+	b.WriteString("update-alternatives --install /usr/bin/$i $i /usr/bin/t 1\n")
+	for range 8 {
+		b.WriteString("done\n")
+	}
+	start := time.Now()
+	e := ScanMaintScripts(map[string][]byte{"postinst": []byte(b.String())})
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("scan took %v", d)
+	}
+	if !strings.Contains(strings.Join(e.Notes, "\n"), "more than 20000 commands") {
+		t.Errorf("notes lack the bound: %q", e.Notes)
+	}
+}
