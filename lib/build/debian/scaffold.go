@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/google/renameio/v2"
+
 	"distri.dev/distri/lib/recipe"
 )
 
@@ -208,23 +210,8 @@ func recipeText(p *Package, rdeps []string) []byte {
 	return b.Bytes()
 }
 
-// writeFile writes b to name atomically: a temporary file renamed into place.
+// writeFile writes b to name atomically (renameio: a temporary file,
+// synced and renamed into place).
 func writeFile(name string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), ".scaffold-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
+	return renameio.WriteFile(name, b, 0o644, renameio.WithTempDir(filepath.Dir(name)), renameio.WithStaticPermissions(0o644))
 }

@@ -19,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/google/renameio/v2"
 )
 
 // Fetcher downloads sources into a content-addressed cache.
@@ -147,16 +149,11 @@ func (f *Fetcher) fetchOne(ctx context.Context, recipe, u, hash, dst string) (er
 		r = fh
 	}
 	defer r.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".fetch-*")
+	tmp, err := renameio.NewPendingFile(dst, renameio.WithTempDir(filepath.Dir(dst)), renameio.WithStaticPermissions(0o644))
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer tmp.Cleanup() // removes the temporary file unless it was renamed
 	h := sha256.New()
 	if _, err := io.Copy(io.MultiWriter(tmp, h), r); err != nil {
 		return fmt.Errorf("%s: %w", u, err)
@@ -164,14 +161,5 @@ func (f *Fetcher) fetchOne(ctx context.Context, recipe, u, hash, dst string) (er
 	if got := hex.EncodeToString(h.Sum(nil)); got != hash {
 		return &HashError{Recipe: recipe, URL: u, Want: hash, Got: got}
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
+	return tmp.CloseAtomicallyReplace()
 }
