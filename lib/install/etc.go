@@ -345,6 +345,10 @@ func (w *etcWriter) place(dirfd int, dir, name string, old *etcEntry, content []
 	return nil
 }
 
+// placeAt is its own temp-file-and-rename rather than renameio's: it
+// works relative to dirfd (opened without following symlinks), which
+// renameio, taking paths, cannot; a symlink planted in etc/ cannot
+// redirect the write.
 func placeAt(dirfd int, name string, content []byte, mode fs.FileMode) error {
 	tmp := "." + name + ".distri-tmp"
 	unix.Unlinkat(dirfd, tmp, 0)

@@ -9,7 +9,9 @@ import (
 // Coldplug loads the drivers of devices by their modalias, as udev does
 // at boot: the devices that exist ([Coldplug.Scan]) and those announced
 // later ([Coldplug.Modalias], e.g. from uevents). Each modalias is
-// handled once, in the background, at most 4 at a time.
+// handled once, in the background, at most 4 at a time. The limit is a
+// channel rather than errgroup.SetLimit: Modalias is called from the
+// uevent reader, which must never block on a slow module.
 type Coldplug struct {
 	loader *Loader
 	failed func(modalias string, err error)
