@@ -5,6 +5,19 @@
 // A package's bin/ feeds /ro/bin; its out/lib feeds /ro/lib, and so on
 // for the other out/ directories, with out/ stripped. The directories are
 // recursive: out/lib/pkgconfig/zlib.pc becomes /ro/lib/pkgconfig/zlib.pc.
+//
+// # Provides
+//
+// What a package contributes is its provides, a list of /ro-relative
+// paths: every file and symlink (bin/bash, lib/pkgconfig/zlib.pc), and
+// every empty directory, written with a trailing slash (share/aclocal/).
+// A directory that a package ships is thus provided even when it holds
+// nothing: automake's share/aclocal is empty, and aclocal refuses to run
+// without it. A non-empty directory needs no entry of its own, since the
+// paths below it imply it; listing only the empty ones keeps the
+// provides of existing packages as they were. Directories never
+// conflict: /ro shows the union of every package's entries in them
+// ([IsDir], [Shadows]).
 package exchange
 
 import (
@@ -52,55 +65,103 @@ func ImagePath(p string) (imagePath string, ok bool) {
 }
 
 // Paths walks a package image (or its tree on disk, via os.DirFS) and
-// returns, sorted, the /ro-relative path of every non-directory entry
-// (files and symlinks) under its exchange directories: the entries the
-// package contributes to /ro/bin, /ro/lib and so on. A name that
-// [CheckPath] refuses (a control character) is an error.
+// returns, sorted, its provides: the /ro-relative path of every
+// non-directory entry (files and symlinks) under its exchange
+// directories, and of every empty directory there with a trailing slash
+// (see the package doc). A name that [CheckPath] refuses (a control
+// character) is an error.
 func Paths(fsys fs.FS) ([]string, error) {
 	var paths []string
 	for _, d := range Dirs {
-		fi, err := fs.Lstat(fsys, d.Image)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // the package has no such directory
-		}
+		got, err := PathsBelow(fsys, d.Image, d.Ro)
 		if err != nil {
 			return nil, err
 		}
-		if !fi.IsDir() {
-			continue // e.g. a symlink out/lib64 → lib: not a tree to merge
-		}
-		err = fs.WalkDir(fsys, d.Image, func(p string, e fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if p != d.Image && !e.IsDir() {
-				rel := path.Join(d.Ro, p[len(d.Image)+1:])
-				if err := CheckPath(rel); err != nil {
-					return fmt.Errorf("%s: %w", p, err)
-				}
-				paths = append(paths, rel)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
+		paths = append(paths, got...)
 	}
 	slices.Sort(paths)
 	return paths, nil
+}
+
+// PathsBelow returns the provides that the directory image of fsys
+// (e.g. out/lib) contributes to the exchange directory ro (e.g. lib), in
+// walk order, as [Paths] does for every exchange directory. An image
+// without that directory, or with a symlink there (out/lib64 → lib),
+// contributes nothing.
+func PathsBelow(fsys fs.FS, image, ro string) ([]string, error) {
+	fi, err := fs.Lstat(fsys, image)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // the package has no such directory
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, nil // e.g. a symlink out/lib64 → lib: not a tree to merge
+	}
+	var paths []string
+	add := func(p, suffix string) error {
+		rel := path.Join(ro, p[len(image)+1:]) + suffix
+		if err := CheckPath(rel); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		paths = append(paths, rel)
+		return nil
+	}
+	// WalkDir visits a directory's entries right after it: a directory
+	// is empty when the next path visited is not below it.
+	pending := ""
+	err = fs.WalkDir(fsys, image, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == image {
+			return nil
+		}
+		if pending != "" && !strings.HasPrefix(p, pending+"/") {
+			if err := add(pending, "/"); err != nil {
+				return err
+			}
+		}
+		pending = ""
+		if e.IsDir() {
+			pending = p
+			return nil
+		}
+		return add(p, "")
+	})
+	if err != nil {
+		return nil, err
+	}
+	if pending != "" {
+		if err := add(pending, "/"); err != nil {
+			return nil, err
+		}
+	}
+	return paths, nil
+}
+
+// IsDir reports whether the provides entry p names a directory
+// (share/aclocal/) and returns its path without the slash.
+func IsDir(p string) (dir string, ok bool) {
+	return strings.CutSuffix(p, "/")
 }
 
 // CheckPath returns an error unless p, an entry of a package's provides
 // (e.g. bin/bash), is a clean relative path inside an exchange directory
 // ([ImagePath]) whose components are file names: not empty, not . or ..,
 // without control characters (a newline in a name corrupts the line-based
-// files that list paths). fusefs makes /ro/<p> a symlink ../<pkg>/<image
-// path>: a ".." in p would point it out of the package, and out of /ro.
+// files that list paths). One trailing slash marks a directory
+// (share/aclocal/); the exchange directory itself (share/) is refused
+// like any other entry naming it. fusefs makes /ro/<p> a symlink
+// ../<pkg>/<image path>: a ".." in p would point it out of the package,
+// and out of /ro.
 func CheckPath(p string) error {
 	if p == "" || strings.HasPrefix(p, "/") {
 		return fmt.Errorf("provides %q: not a relative path", p)
 	}
-	for c := range strings.SplitSeq(p, "/") {
+	rel, _ := IsDir(p)
+	for c := range strings.SplitSeq(rel, "/") {
 		if c == "" || c == "." || c == ".." {
 			return fmt.Errorf("provides %q: bad component %q", p, c)
 		}
@@ -110,7 +171,7 @@ func CheckPath(p string) error {
 			}
 		}
 	}
-	if _, ok := ImagePath(p); !ok || slices.ContainsFunc(Dirs, func(d Dir) bool { return d.Ro == p }) {
+	if _, ok := ImagePath(rel); !ok || slices.ContainsFunc(Dirs, func(d Dir) bool { return d.Ro == rel }) {
 		return fmt.Errorf("provides %q: not below an exchange directory", p)
 	}
 	return nil
@@ -133,11 +194,15 @@ type Shadow struct {
 // highest revision takes part (pkgs should hold only those), and of two
 // packages providing a path, the one whose <name>-<arch> sorts first
 // (byte order) wins. Only shadows involving a package for which isNew
-// returns true are returned, sorted by path.
+// returns true are returned, sorted by path. Directories (share/aclocal/)
+// are merged, never shadowed, so two packages providing one are none.
 func Shadows(pkgs []Provider, isNew func(full string) bool) []Shadow {
 	byPath := map[string][]string{}
 	for _, p := range pkgs {
 		for _, rel := range slices.Compact(slices.Sorted(slices.Values(p.Provides))) {
+			if _, dir := IsDir(rel); dir {
+				continue
+			}
 			byPath[rel] = append(byPath[rel], p.Full)
 		}
 	}

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"io/fs"
 	"testing"
 	"testing/fstest"
 
@@ -22,6 +23,12 @@ func TestPaths(t *testing.T) {
 		"out/include/zlib.h":          {Data: []byte("h")},
 		"out/share/empty/.keep":       {Data: nil},
 		"out/lib/girepository-1.0/.x": {Data: nil},
+		"out/share/aclocal":           {Mode: fs.ModeDir | 0o755}, // empty: provided as a directory
+		"out/share/a/b/c":             {Mode: fs.ModeDir | 0o755}, // only its leaf is listed
+		"out/share/a/b.txt":           {Data: []byte("a file next to b")},
+		"out/lib/z-last-empty":        {Mode: fs.ModeDir | 0o755}, // the last entry walked
+		"out/libexec/empty":           {Mode: fs.ModeDir | 0o755},
+		"out/include":                 {Mode: fs.ModeDir | 0o755}, // the exchange directory itself: no entry
 	}
 	got, err := Paths(fsys)
 	if err != nil {
@@ -33,8 +40,13 @@ func TestPaths(t *testing.T) {
 		"lib/girepository-1.0/.x",
 		"lib/libz.so.1",
 		"lib/pkgconfig/zlib.pc",
+		"lib/z-last-empty/",
+		"libexec/empty/",
 		"libexec/helper",
 		"sbin/agetty",
+		"share/a/b.txt",
+		"share/a/b/c/",
+		"share/aclocal/",
 		"share/empty/.keep",
 		"share/man/man1/bash.1",
 	}
@@ -78,7 +90,10 @@ func TestCheckPath(t *testing.T) {
 		{"dot", "bin/./bash", false},
 		{"absolute", "/bin/bash", false},
 		{"empty component", "bin//bash", false},
-		{"trailing slash", "bin/bash/", false},
+		{"directory", "share/aclocal/", true},
+		{"two trailing slashes", "share/aclocal//", false},
+		{"exchange dir itself with slash", "share/", false},
+		{"dotdot directory", "share/../", false},
 		{"newline", "bin/ba\nsh", false},
 		{"exchange dir itself", "bin", false},
 		{"not an exchange dir", "etc/passwd", false},
@@ -110,6 +125,14 @@ func TestShadows(t *testing.T) {
 	want := []Shadow{{Path: "bin/ls", Winner: "aardvark-amd64-1-1", Loser: "zsh-amd64-5-1"}}
 	if diff := cmp.Diff(want, Shadows(pkgs, isNew)); diff != "" {
 		t.Errorf("Shadows mismatch (-want +got):\n%s", diff)
+	}
+	// A directory that several packages provide is merged, not shadowed.
+	dirs := []Provider{
+		{Full: "automake-amd64-1.16-1", Provides: []string{"share/aclocal/"}},
+		{Full: "aaa-amd64-1-1", Provides: []string{"share/aclocal/"}},
+	}
+	if got := Shadows(dirs, func(string) bool { return true }); len(got) != 0 {
+		t.Errorf("Shadows of a directory two packages provide = %v, want none", got)
 	}
 	// Nothing new involved: nothing reported, although coreutils and old
 	// share bin/cat.

@@ -6,7 +6,10 @@
 //
 //	/ro/<full>/        a package's image, e.g. /ro/bash-amd64-5.2.15-3/out/bin/bash
 //	/ro/bin, /ro/lib…  exchange directories (lib/exchange.Dirs): symlinks into packages,
-//	                   e.g. /ro/bin/bash → ../bash-amd64-5.2.15-3/bin/bash
+//	                   e.g. /ro/bin/bash → ../bash-amd64-5.2.15-3/bin/bash, and
+//	                   real directories, merged: every directory a package
+//	                   ships there, also an empty one (share/aclocal/ in its
+//	                   provides)
 //	/ro/.ctl           symlink to the daemon's control socket (when it has one)
 //
 // [Mount] reads the store's directory listing and one meta file per

@@ -35,7 +35,7 @@ type xdir struct {
 	mtime   time.Time // when its listing last changed
 	names   []string  // sorted
 	entries map[string]xent
-	owners  []string // packages contributing anything below, sorted
+	owners  []string // packages contributing anything below or the directory itself, sorted
 	nsubdir int
 }
 
@@ -123,8 +123,9 @@ func buildTree(pkgs []pkgInput, prev *tree, alloc *inoAlloc, now time.Time) *tre
 	parts := participants(pkgs)
 
 	// The directories: every top-level exchange directory, always, plus
-	// every proper prefix of a provided path. A directory beats a file
-	// of the same path, whoever provides either.
+	// every provided directory (share/aclocal/, even empty) and every
+	// proper prefix of a provided path. A directory beats a file of the
+	// same path, whoever provides either.
 	isDir := map[string]bool{}
 	for _, d := range exchange.Dirs {
 		isDir[d.Ro] = true
@@ -134,7 +135,11 @@ func buildTree(pkgs []pkgInput, prev *tree, alloc *inoAlloc, now time.Time) *tre
 			if _, ok := exchange.ImagePath(rel); !ok {
 				continue
 			}
-			for d := path.Dir(rel); d != "." && !isDir[d]; d = path.Dir(d) {
+			d := path.Dir(rel)
+			if dir, ok := exchange.IsDir(rel); ok {
+				d = dir
+			}
+			for ; d != "." && !isDir[d]; d = path.Dir(d) {
 				isDir[d] = true
 			}
 		}
@@ -153,7 +158,7 @@ func buildTree(pkgs []pkgInput, prev *tree, alloc *inoAlloc, now time.Time) *tre
 		full := p.name.String()
 		for _, rel := range p.provides {
 			img, ok := exchange.ImagePath(rel)
-			if !ok || isDir[rel] {
+			if _, dir := exchange.IsDir(rel); !ok || dir || isDir[rel] {
 				continue
 			}
 			parent := t.dirs[path.Dir(rel)]
@@ -169,7 +174,19 @@ func buildTree(pkgs []pkgInput, prev *tree, alloc *inoAlloc, now time.Time) *tre
 			}
 		}
 	}
-	// Owners of directories: every package that has an entry below.
+	// Owners of directories: every package that has an entry below, or
+	// provides the directory itself or one below it (empty there).
+	for _, p := range parts {
+		for _, rel := range p.provides {
+			dir, ok := exchange.IsDir(rel)
+			if _, in := exchange.ImagePath(dir); !ok || !in {
+				continue
+			}
+			for a := dir; a != "."; a = path.Dir(a) {
+				t.dirs[a].owners = append(t.dirs[a].owners, p.name.String())
+			}
+		}
+	}
 	for d, xd := range t.dirs {
 		xd.names = make([]string, 0, len(xd.entries))
 		for name := range xd.entries {

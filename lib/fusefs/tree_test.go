@@ -85,6 +85,32 @@ func TestBuildTree(t *testing.T) {
 			},
 		},
 		{
+			name: "empty directory is provided",
+			pkgs: []pkgInput{
+				input(t, "automake-amd64-1.16-1", "bin/aclocal", "share/aclocal/", "share/x/y/z/"),
+			},
+			dir: "share",
+			want: map[string]string{
+				"share/aclocal": "dir",
+				"share/x":       "dir",
+				"share/x/y":     "dir",
+				"share/x/y/z":   "dir",
+			},
+		},
+		{
+			name: "provided directory merges with others' entries and beats a file",
+			pkgs: []pkgInput{
+				input(t, "automake-amd64-1.16-1", "share/aclocal/"),
+				input(t, "pkgconf-amd64-1-1", "share/aclocal/pkg.m4"),
+				input(t, "aaa-amd64-1-1", "share/aclocal"), // a file: loses to the directory
+			},
+			dir: "share",
+			want: map[string]string{
+				"share/aclocal":        "dir",
+				"share/aclocal/pkg.m4": "../../pkgconf-amd64-1-1/out/share/aclocal/pkg.m4",
+			},
+		},
+		{
 			name: "paths outside exchange dirs are ignored",
 			pkgs: []pkgInput{
 				input(t, "a-amd64-1-1", "etc/passwd", "bin/a"),
@@ -135,6 +161,23 @@ func TestBuildTreeKeepsUnchangedNodes(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"a-amd64-1-1", "b-amd64-1-1"}, t2.dirs["bin"].owners); diff != "" {
 		t.Errorf("owners of bin mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestBuildTreeEmptyDirOwners: a package that provides only an empty
+// directory owns it (and the exchange directories above), as
+// lib/query.Owner says without a mount; a package whose every entry is
+// shadowed still owns none.
+func TestBuildTreeEmptyDirOwners(t *testing.T) {
+	tr := buildTree([]pkgInput{
+		input(t, "automake-amd64-1.16-1", "share/aclocal/"),
+		input(t, "pkgconf-amd64-1-1", "share/aclocal/pkg.m4"),
+		input(t, "zz-amd64-1-1", "share/aclocal/pkg.m4"),
+	}, nil, &inoAlloc{next: counter(), now: map[string]uint64{}}, time.Unix(1, 0))
+	for _, d := range []string{"share", "share/aclocal"} {
+		if diff := cmp.Diff([]string{"automake-amd64-1.16-1", "pkgconf-amd64-1-1"}, tr.dirs[d].owners); diff != "" {
+			t.Errorf("owners of %s mismatch (-want +got):\n%s", d, diff)
+		}
 	}
 }
 

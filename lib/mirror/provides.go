@@ -1,12 +1,9 @@
 package mirror
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
-	"path"
 	"slices"
-	"strings"
 
 	"distri.dev/distri/lib/exchange"
 	"distri.dev/distri/lib/squashfs"
@@ -32,32 +29,19 @@ var exchangeDirs = []struct{ image, ro string }{
 // contributes to the exchange directories, e.g. bin/bash or
 // lib/libz.so.1: every file and symlink below bin/, out/bin, out/sbin,
 // out/lib, out/lib64, out/libexec, out/include, out/share and
-// out/gopath, with out/ (and sbin) mapped away. The result is sorted and
-// has no duplicates. A file name that makes a bad entry (a control
-// character such as a newline: see exchange.CheckPath) is an error.
+// out/gopath, with out/ (and sbin) mapped away, and every empty
+// directory there with a trailing slash (share/aclocal/), as
+// exchange.PathsBelow walks them. The result is sorted and has no
+// duplicates. A file name that makes a bad entry (a control character
+// such as a newline: see exchange.CheckPath) is an error.
 func Provides(fsys fs.FS) ([]string, error) {
 	var out []string
 	for _, d := range exchangeDirs {
-		err := fs.WalkDir(fsys, d.image, func(p string, e fs.DirEntry, err error) error {
-			if err != nil {
-				if p == d.image && errors.Is(err, fs.ErrNotExist) {
-					return fs.SkipDir
-				}
-				return err
-			}
-			if e.IsDir() {
-				return nil
-			}
-			rel := path.Join(d.ro, strings.TrimPrefix(p, d.image+"/"))
-			if err := exchange.CheckPath(rel); err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-			out = append(out, rel)
-			return nil
-		})
+		got, err := exchange.PathsBelow(fsys, d.image, d.ro)
 		if err != nil {
 			return nil, err
 		}
+		out = append(out, got...)
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil

@@ -18,8 +18,11 @@
 //     root's symlinks itself (never leaving the root), then applies
 //     distri-fuse's rule for exchange directories (lib/exchange.Shadows):
 //     of each <name>-<arch> only the newest revision takes part, and of
-//     two providers the one whose <name>-<arch> sorts first wins. With a
-//     mount, lib/fusefs.Owner asks /ro itself.
+//     two providers the one whose <name>-<arch> sorts first wins; a
+//     directory (also an empty one a package provides, share/aclocal/)
+//     beats a file of the same path and is owned by every package that
+//     provides it or a file shown below it. With a mount,
+//     lib/fusefs.Owner asks /ro itself.
 package query
 
 import (
@@ -290,9 +293,15 @@ func Owner(root string, st *store.Store, p string) ([]string, error) {
 		}
 		byFull[pk.Name] = pk
 	}
-	// The winner of each path at or below rel: of its providers, the
-	// one whose <name>-<arch> sorts first.
+	// The winner of each file at or below rel: of its providers, the
+	// one whose <name>-<arch> sorts first. Directories are never won:
+	// every package that provides one (share/aclocal/, even empty) or a
+	// file /ro shows below it owns it, and a directory beats a file of
+	// the same path, as distri-fuse serves them.
 	winners := map[string]pkgname.Name{}
+	dirs := map[string]bool{}      // directories at or below rel
+	dirOwners := map[string]bool{} // packages providing a directory there
+	below := func(s string) bool { return s == rel || strings.HasPrefix(s, rel+"/") }
 	for _, n := range newest {
 		provides := byFull[n.String()].Provides
 		if len(provides) == 0 { // a meta without provides: read the image
@@ -301,22 +310,36 @@ func Owner(root string, st *store.Store, p string) ([]string, error) {
 			}
 		}
 		for _, s := range provides {
-			if s != rel && !strings.HasPrefix(s, rel+"/") {
+			d, isDir := exchange.IsDir(s)
+			if !below(d) {
 				continue
 			}
-			if w, ok := winners[s]; !ok || cmp.Compare(n.Unqualified(), w.Unqualified()) < 0 {
-				winners[s] = n
+			if isDir {
+				dirOwners[n.String()] = true
+			} else {
+				if w, ok := winners[s]; !ok || cmp.Compare(n.Unqualified(), w.Unqualified()) < 0 {
+					winners[s] = n
+				}
+				d = path.Dir(d)
+			}
+			for ; below(d) && !dirs[d]; d = path.Dir(d) {
+				dirs[d] = true
 			}
 		}
 	}
-	if w, ok := winners[rel]; ok {
+	if w, ok := winners[rel]; ok && !dirs[rel] {
 		return []string{w.String()}, nil
 	}
 	// A directory: every package that /ro shows an entry of below it
 	// (a package whose every entry there is shadowed is not one).
 	var out []string
-	for _, w := range winners {
-		out = append(out, w.String())
+	for s, w := range winners {
+		if !dirs[s] {
+			out = append(out, w.String())
+		}
+	}
+	for full := range dirOwners {
+		out = append(out, full)
 	}
 	slices.Sort(out)
 	out = slices.Compact(out)
