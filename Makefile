@@ -44,7 +44,8 @@ FUZZ_TARGETS ?= lib/squashfs:FuzzReader lib/luks:FuzzParseHeader lib/luks:FuzzUn
 	lib/minisign:FuzzParseKey lib/minisign:FuzzVerify lib/netconf:FuzzUnmarshal \
 	lib/initconfig:FuzzParseCmdline lib/fstab:FuzzParse lib/blkid:FuzzProbe lib/blockdev:FuzzScan \
 	lib/kmod:FuzzReadModinfo lib/kmod:FuzzReadIndex lib/kmod:FuzzMatch lib/elfdeps:FuzzRead lib/elfdeps:FuzzPkgConfigRequires \
-	lib/earlyinit:FuzzParseUevent lib/internal/mountinfo:FuzzParse lib/repo:FuzzParseStamp lib/torrent:FuzzParse
+	lib/earlyinit:FuzzParseUevent lib/internal/mountinfo:FuzzParse lib/repo:FuzzParseStamp lib/torrent:FuzzParse \
+	lib/build:FuzzScanMaintScripts lib/sysusers:FuzzApply
 
 .PHONY: all build test fuzz deps bench-deps install-debs bench generate clean man
 
