@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"distri.dev/distri/lib/distritest"
+	"distri.dev/distri/lib/fusefs"
 	"distri.dev/distri/lib/pb"
 	"distri.dev/distri/lib/pkgname"
 	"distri.dev/distri/lib/sandbox"
@@ -37,8 +39,9 @@ func TestImportMaintScripts(t *testing.T) {
 	// The four and their runtime closures, imported two at a time.
 	var dirs []string
 	full := map[string]string{}
-	// autoconf and the shell tools it runs, for autoreconf.
-	for _, name := range []string{"gawk", "automake", "vim", "openssh-server", "autoconf", "bash", "coreutils", "sed", "grep"} {
+	// autoconf and the shell tools it runs, for autoreconf; dash, which
+	// is /bin/sh in base and runs the commands of aclocal's pipes.
+	for _, name := range []string{"gawk", "automake", "vim", "openssh-server", "autoconf", "bash", "coreutils", "sed", "grep", "dash"} {
 		r, err := ReadRecipe(filepath.Join("..", "..", "pkgs", name))
 		if err != nil {
 			t.Fatal(err)
@@ -130,13 +133,14 @@ func TestImportMaintScripts(t *testing.T) {
 	proj := filepath.Join(t.TempDir(), "proj")
 	write(t, filepath.Join(proj, "configure.ac"), []byte("AC_INIT([t], [1])\nAM_INIT_AUTOMAKE([foreign])\nAC_CONFIG_FILES([Makefile])\nAC_OUTPUT\n"))
 	write(t, filepath.Join(proj, "Makefile.am"), nil)
+	roDir := ro.dir
 	run := func(argv ...string) string {
 		t.Helper()
 		var stdout, stderr bytes.Buffer
 		err := sandbox.Run(t.Context(), sandbox.Options{
 			BuildDir: proj,
 			Dir:      "/build",
-			RO:       ro.dir,
+			RO:       roDir,
 			Links: map[string]string{"/bin": "/ro/bin", "/sbin": "/ro/bin", "/lib": "/ro/lib", "/lib64": "/ro/lib64",
 				"/share": "/ro/share", "/include": "/ro/include", "/usr": "/", "/etc": "/image/etc"},
 			Dest:   filepath.Dir(etc),
@@ -169,8 +173,59 @@ func TestImportMaintScripts(t *testing.T) {
 			t.Errorf("%q printed %q, want %q in it", c.argv, got, c.want)
 		}
 	}
+	// The same through /ro as distri-fuse serves it (lib/fusefs), as in
+	// a root of distri-mkimage: automake's empty share/aclocal must be
+	// /usr/share/aclocal there too, or aclocal stops with "couldn't open
+	// directory". No package here provides bin/sh: bash's serves.
+	roDir = fuseRO(t, images)
+	proj = filepath.Join(t.TempDir(), "proj")
+	write(t, filepath.Join(proj, "configure.ac"), []byte("AC_INIT([t], [1])\nAM_INIT_AUTOMAKE([foreign])\nAC_CONFIG_FILES([Makefile])\nAC_OUTPUT\n"))
+	write(t, filepath.Join(proj, "Makefile.am"), nil)
+	for _, c := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"/ro/bin/bash", "-c", "test -d /usr/share/aclocal && echo dir"}, "dir\n"},
+		{[]string{"/ro/bin/autoreconf", "-fi"}, ""},
+		{[]string{"/ro/bin/bash", "-c", "test -x configure && test -f Makefile.in && test -f aclocal.m4 && echo generated"}, "generated\n"},
+	} {
+		if got := run(c.argv...); !strings.Contains(got, c.want) {
+			t.Errorf("through distri-fuse's /ro: %q printed %q, want %q in it", c.argv, got, c.want)
+		}
+	}
+	roDir = ro.dir
+
 	// /ro/bin/awk is gawk's link, not the build farm's fallback alias.
 	if target, err := os.Readlink(filepath.Join(ro.dir, "bin/awk")); err != nil || !strings.Contains(target, full["gawk"]) {
 		t.Errorf("/ro/bin/awk → %q (%v), want gawk's bin/awk", target, err)
 	}
+}
+
+// fuseRO serves images (full name → image, its meta next to it) with
+// lib/fusefs, as distri-fuse serves /ro, and returns the mount point
+// (unmounted when the test ends).
+func fuseRO(t *testing.T, images map[string]string) string {
+	t.Helper()
+	distritest.NeedFUSE(t)
+	store := t.TempDir()
+	for full, img := range images {
+		meta := strings.TrimSuffix(img, ".squashfs") + ".meta.textproto"
+		for from, to := range map[string]string{img: full + ".squashfs", meta: full + ".meta.textproto"} {
+			if err := os.Symlink(from, filepath.Join(store, to)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mnt := t.TempDir()
+	// allow_other: the sandbox's steps run as an id of its user namespace.
+	srv, err := fusefs.Mount(t.Context(), fusefs.Options{Store: store, Mountpoint: mnt, AllowOther: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Unmount(); err != nil {
+			t.Errorf("unmount %s: %v", mnt, err)
+		}
+	})
+	return mnt
 }
