@@ -26,6 +26,7 @@ type initramfsOptions struct {
 	load        []string
 	files       []string
 	depmod      string
+	rescue      string
 	verbose     bool
 }
 
@@ -40,6 +41,7 @@ func (o *initramfsOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.load, "load", nil, "modules loaded on every boot (default: fuse); dm-crypt's are always shipped and loaded for LUKS")
 	fs.StringArrayVar(&o.files, "file", nil, "add a host file as ARCHIVE-PATH=HOST-PATH, e.g. bin/sh=/bin/busybox (the rescue shell); repeatable")
 	fs.StringVar(&o.depmod, "depmod", "", "depmod program (default: from $PATH, /sbin or /usr/sbin)")
+	fs.StringVar(&o.rescue, "rescue", "", "a u-root busybox (go tool makebb of u-root's gosh and core commands, see docs/boot.md) to include as the rescue shell")
 	fs.BoolVarP(&o.verbose, "verbose", "v", false, "say which requested modules this kernel lacks")
 }
 
@@ -87,6 +89,10 @@ func runInitramfs(_ context.Context, opts initramfsOptions, stdio cli.Stdio) err
 		}
 		files[name] = src
 	}
+	var rescue *initramfs.Rescue
+	if opts.rescue != "" {
+		rescue = &initramfs.Rescue{Busybox: opts.rescue, Commands: initramfs.RescueCommands}
+	}
 	var logger *log.Logger
 	if opts.verbose {
 		logger = log.New(stdio.Err, "distri-mkimage: ", 0)
@@ -102,6 +108,7 @@ func runInitramfs(_ context.Context, opts initramfsOptions, stdio cli.Stdio) err
 		Compression:   initramfs.Compression(opts.compression),
 		Depmod:        opts.depmod,
 		Log:           logger,
+		Rescue:        rescue,
 	})
 	if err != nil {
 		return err

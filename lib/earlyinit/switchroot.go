@@ -11,9 +11,15 @@ import (
 	"distri.dev/distri/lib/internal/pid1"
 )
 
-// runOnConsole runs path on the console and waits for it.
+// runOnConsole runs path on the console and waits for it. The kernel
+// starts init without PATH; the shell gets one, so that the commands of
+// a busybox-style rescue shell (bin/ls -> bb, …) are found.
 func runOnConsole(path string) error {
-	attr, con, err := pid1.ConsoleProcAttr(append(os.Environ(), "PS1=(initramfs) # "))
+	env := append(os.Environ(), "PS1=(initramfs) # ")
+	if _, ok := os.LookupEnv("PATH"); !ok {
+		env = append(env, "PATH=/bin:/sbin:/usr/bin:/usr/sbin")
+	}
+	attr, con, err := pid1.ConsoleProcAttr(env)
 	if err != nil {
 		return err
 	}

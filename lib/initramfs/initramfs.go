@@ -109,6 +109,9 @@ type Options struct {
 	// Files adds files: archive path (e.g. "bin/sh" or "etc/key") →
 	// host path. Their modes are kept; symlinks are followed.
 	Files map[string]string
+	// Rescue, if not nil, adds a rescue shell: a busybox-style binary
+	// of u-root's commands (see Rescue).
+	Rescue *Rescue
 	// Compression of the archive; empty means Zstd.
 	Compression Compression
 	// Depmod is the depmod program; empty means "depmod" from $PATH or
@@ -116,6 +119,47 @@ type Options struct {
 	Depmod string
 	// Log, if not nil, gets what was skipped and why.
 	Log *log.Logger
+}
+
+// Rescue is a rescue shell for the initramfs: one static binary that
+// holds u-root's shell and core commands, built with gobusybox's makebb
+// (which picks the command by the name it is run as). It goes to bin/bb
+// with a symlink bin/<command> -> bb for each of Commands, and bin/sh
+// -> the shell (gosh or elvish, which must be among Commands), which is
+// what distri-init starts on the console when the root cannot be found
+// or unlocked.
+type Rescue struct {
+	Busybox  string   // host path of the binary
+	Commands []string // the commands built into it, e.g. RescueCommands
+}
+
+// RescueCommands are the u-root commands (of
+// github.com/u-root/u-root/cmds/core) a rescue shell is built with: a
+// shell, and what it takes to look around, read the kernel's log and
+// mount a disk by hand.
+var RescueCommands = []string{"gosh", "ls", "cat", "dmesg", "tail", "mount", "umount", "mkdir", "cp", "rm", "ps"}
+
+// members returns the archive members of r: bin/bb and the symlinks.
+func (r *Rescue) members() (links map[string]string, err error) {
+	if err := checkStatic(r.Busybox); err != nil {
+		return nil, fmt.Errorf("rescue shell: %w", err)
+	}
+	links = map[string]string{}
+	shell := ""
+	for _, c := range r.Commands {
+		if c == "" || strings.ContainsAny(c, "/\x00") || c == "." || c == ".." || c == "bb" || c == "sh" {
+			return nil, fmt.Errorf("rescue shell: bad command name %q", c)
+		}
+		links["bin/"+c] = "bb"
+		if shell == "" && (c == "gosh" || c == "elvish") {
+			shell = c
+		}
+	}
+	if shell == "" {
+		return nil, fmt.Errorf("rescue shell %s: no shell (gosh or elvish) among its commands %v", r.Busybox, r.Commands)
+	}
+	links["bin/sh"] = shell
+	return links, nil
 }
 
 // Stats says what Write put into the archive.
@@ -404,6 +448,18 @@ func writeArchive(c *cpioWriter, stage string, cfg initconfig.Config, opts Optio
 			return err
 		}
 	}
+	var rescueLinks map[string]string
+	if opts.Rescue != nil {
+		if rescueLinks, err = opts.Rescue.members(); err != nil {
+			return err
+		}
+		if _, ok := files["bin/bb"]; ok {
+			return errors.New("rescue shell: bin/bb is also given as a file")
+		}
+		if err := addFile("bin/bb", opts.Rescue.Busybox); err != nil {
+			return err
+		}
+	}
 	// Files written from memory and special members.
 	mem := map[string][]byte{
 		initconfig.ReleaseFile: []byte("NAME=\"distri initramfs\"\nID=distri\nVERSION_ID=" + opts.KernelRelease + "\n"),
@@ -412,6 +468,12 @@ func writeArchive(c *cpioWriter, stage string, cfg initconfig.Config, opts Optio
 	special := map[string]func(){
 		initconfig.ModprobePath: func() { c.Symlink(initconfig.ModprobePath, "/"+initconfig.InitPath) },
 		"dev/console":           func() { c.CharDev("dev/console", 0o600, 5, 1) },
+	}
+	for name, target := range rescueLinks {
+		if _, ok := files[name]; ok {
+			return fmt.Errorf("rescue shell: %s is also given as a file", name)
+		}
+		special[name] = func() { c.Symlink(name, target) }
 	}
 	for n := range mem {
 		addDirs(n)

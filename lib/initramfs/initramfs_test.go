@@ -3,6 +3,7 @@ package initramfs
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/u-root/u-root/pkg/cpio"
 
 	"distri.dev/distri/lib/distritest"
 	"distri.dev/distri/lib/initconfig"
@@ -191,5 +193,68 @@ func TestWriteFileFailureLeavesOld(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("after a failed write the directory holds %d entries, want only the old file", len(ents))
+	}
+}
+
+// TestWriteRescue adds a rescue shell: bin/bb and a symlink per command,
+// bin/sh to the shell; read back with u-root's cpio reader. Bad rescue
+// options are refused, naming the problem.
+func TestWriteRescue(t *testing.T) {
+	distritest.NeedTool(t, "depmod")
+	k := distritest.DebianKernel(t)
+	bb := testInit(t) // any static binary stands in for the busybox here
+	opts := Options{Init: testInit(t), KernelRelease: k.Release, ModulesDir: k.Modules, Compression: None,
+		Rescue: &Rescue{Busybox: bb, Commands: []string{"gosh", "ls", "dmesg"}}}
+	var buf bytes.Buffer
+	if _, err := Write(&buf, opts); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := cpio.ReadAllRecords(cpio.Newc.Reader(bytes.NewReader(buf.Bytes())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range recs {
+		switch r.Mode & cpio.S_IFMT {
+		case cpio.S_IFLNK:
+			b, _ := io.ReadAll(io.NewSectionReader(r.ReaderAt, 0, int64(r.FileSize)))
+			got[r.Name] = "-> " + string(b)
+		case cpio.S_IFREG:
+			got[r.Name] = fmt.Sprintf("file %d bytes, mode %o", r.FileSize, r.Mode&0o777)
+		}
+	}
+	fi, err := os.Stat(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"bin/bb":   fmt.Sprintf("file %d bytes, mode %o", fi.Size(), fi.Mode().Perm()),
+		"bin/gosh": "-> bb", "bin/ls": "-> bb", "bin/dmesg": "-> bb", "bin/sh": "-> gosh",
+	} {
+		if got[name] != want {
+			t.Errorf("%s: %q, want %q", name, got[name], want)
+		}
+	}
+
+	for _, tt := range []struct {
+		name   string
+		rescue Rescue
+		files  map[string]string
+		want   string
+	}{
+		{"no shell", Rescue{Busybox: bb, Commands: []string{"ls"}}, nil, "no shell (gosh or elvish)"},
+		{"path in a name", Rescue{Busybox: bb, Commands: []string{"gosh", "../../init"}}, nil, `bad command name "../../init"`},
+		{"sh as a command", Rescue{Busybox: bb, Commands: []string{"gosh", "sh"}}, nil, `bad command name "sh"`},
+		{"dynamic busybox", Rescue{Busybox: "/bin/true", Commands: []string{"gosh"}}, nil, "rescue shell: "},
+		{"bin/sh also a file", Rescue{Busybox: bb, Commands: []string{"gosh"}}, map[string]string{"bin/sh": bb}, "bin/sh is also given as a file"},
+		{"bin/bb also a file", Rescue{Busybox: bb, Commands: []string{"gosh"}}, map[string]string{"bin/bb": bb}, "bin/bb is also given as a file"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := opts
+			o.Rescue, o.Files = &tt.rescue, tt.files
+			if _, err := Write(io.Discard, o); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Write: %v, want an error containing %q", err, tt.want)
+			}
+		})
 	}
 }
