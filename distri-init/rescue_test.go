@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"distri.dev/distri/lib/distritest"
 	"distri.dev/distri/lib/initramfs"
 )
 
@@ -84,4 +86,33 @@ func TestBootRescueShellUroot(t *testing.T) {
 	c.Expect(`^distri-init: rescue shell exited; trying to boot again$`, 30*time.Second)
 	c.Expect(`^distri-init: waiting for root LABEL=nonesuch, up to 1s`, bootTimeout)
 	c.Expect(`^distri-init: starting rescue shell /bin/sh; exit it to try booting again$`, bootTimeout)
+}
+
+// TestBootLUKSRescue types a wrong passphrase three times: the boot
+// fails and the rescue shell (testdata/rescue, which exits at once)
+// starts; its exit retries the boot, which asks again, and the right
+// passphrase then boots the root.
+func TestBootLUKSRescue(t *testing.T) {
+	e := setup(t)
+	const pass = "correct horse battery staple"
+	disk := filepath.Join(t.TempDir(), "disk.img")
+	copyFile(t, disk, luksDisk(t, pass))
+	initrd := filepath.Join(t.TempDir(), "initramfs.img")
+	sh := distritest.StaticBinary(t, "distri.dev/distri/distri-init/testdata/rescue")
+	if out, err := e.mkInitramfs(initrd, "--file", "bin/sh="+sh); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	c := boot(t, e, initrd, "rd.luks.name="+luksUUID+"=cryptroot root=UUID="+rootUUID, disk)
+	for i := range 3 {
+		c.Expect(`^distri-init: enter passphrase for cryptroot \(/dev/vda\): `, bootTimeout)
+		c.Send(fmt.Sprintf("wrong %d", i))
+	}
+	c.Expect(`^distri-init: boot failed: unlock /dev/vda: wrong passphrase 3 times`, bootTimeout)
+	c.Expect(`^distri-init: starting rescue shell /bin/sh; exit it to try booting again$`, bootTimeout)
+	c.Expect(`^RESCUE SHELL session-leader=true tty=true`, bootTimeout)
+	c.Expect(`^distri-init: rescue shell exited; trying to boot again$`, bootTimeout)
+	c.Expect(`^distri-init: enter passphrase for cryptroot \(/dev/vda\): `, bootTimeout)
+	c.Send(pass)
+	c.Expect(`^distri-init: unlocked /dev/vda with keyslot 0`, bootTimeout)
+	expectRoot(t, c, `^/dev/dm-0 ext4 rw$`)
 }
