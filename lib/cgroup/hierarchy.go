@@ -3,8 +3,9 @@ package cgroup
 import (
 	"path"
 	"slices"
-	"strconv"
 	"strings"
+
+	"distri.dev/distri/lib/internal/mountinfo"
 )
 
 // hierarchy is one mounted cgroup hierarchy.
@@ -26,7 +27,7 @@ func parseMountinfo(text string) []hierarchy {
 		if sep < 5 || sep+3 >= len(fields) {
 			continue
 		}
-		h := hierarchy{Root: unescape(fields[3]), Point: unescape(fields[4])}
+		h := hierarchy{Root: mountinfo.Unescape(fields[3]), Point: mountinfo.Unescape(fields[4])}
 		switch fields[sep+1] {
 		case "cgroup2":
 			h.V2 = true
@@ -87,23 +88,4 @@ func ownDir(h hierarchy, p string) (string, bool) {
 		rel = r
 	}
 	return path.Join(h.Point, rel), true
-}
-
-// unescape undoes the octal escapes of mountinfo (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

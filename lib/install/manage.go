@@ -87,14 +87,16 @@ func (in *Installer) Remove(ctx context.Context, names []string) ([]string, erro
 		rest = append(rest, e)
 	}
 	var keep map[string]bool
-	if haveSet && in.opts.DryRun {
-		keep = needed(in.store, pkgs, rest)
-	} else if haveSet {
-		if err := in.store.SetInstalled(lock, rest); err != nil {
-			return nil, err
+	if haveSet {
+		if !in.opts.DryRun {
+			if err := in.store.SetInstalled(lock, rest); err != nil {
+				return nil, err
+			}
 		}
+		// What the set on disk (or, in a dry run, the set it would be)
+		// needs.
 		var problems []error
-		if keep, problems, err = in.store.Needed(); err != nil {
+		if keep, problems, err = in.store.NeededFor(rest); err != nil {
 			return nil, err
 		}
 		for _, p := range problems {
@@ -282,45 +284,6 @@ func (in *Installer) gcPlan(keep map[string]bool) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// needed is [store.Store.Needed] for the installed set set instead of the
-// one on disk: what a remove would keep, computed without writing the
-// set. pkgs are the store's packages.
-func needed(st *store.Store, pkgs []pkgname.Name, set []string) map[string]bool {
-	newest := map[string]pkgname.Name{}
-	for _, n := range pkgs {
-		if o, ok := newest[n.Unqualified()]; !ok || pkgname.Compare(o, n) < 0 {
-			newest[n.Unqualified()] = n
-		}
-	}
-	keep := map[string]bool{}
-	var queue []string
-	for _, name := range set {
-		if pkgname.IsFull(name) {
-			queue = append(queue, name)
-		} else if n, ok := newest[name]; ok {
-			queue = append(queue, n.String())
-		}
-	}
-	for len(queue) > 0 {
-		full := queue[0]
-		queue = queue[1:]
-		if keep[full] || !st.Has(full) {
-			continue
-		}
-		keep[full] = true
-		m, err := st.Meta(full)
-		if err != nil {
-			continue // kept, not followed, as Needed does
-		}
-		for _, d := range m.GetRuntimeDep() {
-			if pkgname.IsFull(d) {
-				queue = append(queue, d)
-			}
-		}
-	}
-	return keep
 }
 
 // Available returns every package the repositories offer, for

@@ -19,6 +19,13 @@ func (s *Store) Needed() (keep map[string]bool, problems []error, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("needed: %w", err)
 	}
+	return s.NeededFor(installed)
+}
+
+// NeededFor is [Store.Needed] for the explicitly installed set installed
+// instead of the one on disk: what a remove would keep, computed without
+// writing the set (dry runs).
+func (s *Store) NeededFor(installed []string) (keep map[string]bool, problems []error, err error) {
 	pkgs, err := s.List()
 	if err != nil {
 		return nil, nil, err

@@ -39,13 +39,13 @@ func Parse(text string) []Mount {
 		if sep < 5 || sep+1 >= len(fields) {
 			continue
 		}
-		out = append(out, Mount{Point: unescape(fields[4]), FSType: fields[sep+1]})
+		out = append(out, Mount{Point: Unescape(fields[4]), FSType: fields[sep+1]})
 	}
 	return out
 }
 
-// unescape undoes the octal escapes of mountinfo (\040 for a space).
-func unescape(s string) string {
+// Unescape undoes the octal escapes of mountinfo (\040 for a space).
+func Unescape(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
