@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -19,6 +20,7 @@ type buildOptions struct {
 	cache string
 	check bool
 	jobs  int
+	show  bool
 	lim   limitOptions
 }
 
@@ -26,6 +28,7 @@ func (o *buildOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.repo, "repo", ".", "repository to write packages into (<repo>/pkg)")
 	fs.BoolVar(&o.check, "check", false, "run the test suite (make check) of compiled packages before installing")
 	fs.IntVarP(&o.jobs, "jobs", "j", 0, "parallel jobs inside each build (make -j, ninja -j); 0: the number of CPUs")
+	fs.BoolVar(&o.show, "show-output", false, "copy the output of build steps to stderr as well as to the build's log")
 	fs.StringVar(&o.cache, "cache", "", "source cache, holding sha256/<hex> (default: /var/cache/distri as root, else distri in the user's cache directory)")
 	o.lim.addFlags(fs)
 }
@@ -47,8 +50,9 @@ repackaged into the distri layout without compiling. cbuilder (autotools),
 cmakebuilder, mesonbuilder and build_step recipes are compiled in the build
 sandbox, as root, against their deps and their builder's toolchain (taken
 from the same pkgs/ tree, else from <repo>/pkg; built first when missing).
-Each build writes its log to <repo>/log/<full name>.log; a failure names
-the recipe, the step and the log. A recipe with split_package entries
+Each build writes its log to <repo>/log/<full name>.log (--show-output
+copies the steps' output to stderr too; steps never get the terminal);
+a failure names the recipe, the step and the log. A recipe with split_package entries
 writes several packages; all their paths are printed. Several versions of
 one package live in pkgs/<name>/<version>/ (docs/build.md).
 
@@ -100,6 +104,10 @@ func runBuild(cmd *cobra.Command, opts buildOptions, pkgDirs []string, stdio cli
 	if err != nil {
 		return err
 	}
+	var stepOutput io.Writer
+	if opts.show {
+		stepOutput = stdio.Err
+	}
 	b, err := build.New(build.Options{
 		RepoDir: opts.repo,
 		Check:   opts.check,
@@ -109,6 +117,7 @@ func runBuild(cmd *cobra.Command, opts buildOptions, pkgDirs []string, stdio cli
 		Log: func(format string, args ...any) {
 			fmt.Fprintf(stdio.Err, format+"\n", args...)
 		},
+		StepOutput: stepOutput,
 	})
 	if err != nil {
 		return err

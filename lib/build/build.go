@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,6 +66,10 @@ type Options struct {
 	Limits sandbox.Limits
 	// Log, if set, receives progress lines.
 	Log func(format string, args ...any)
+	// StepOutput, if set, receives what sandboxed build steps write, as
+	// the build's log does. Steps never get a terminal: the sandbox
+	// passes their output through a pipe (docs/sandbox.md).
+	StepOutput io.Writer
 }
 
 // Builder builds recipes.

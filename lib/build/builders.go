@@ -235,6 +235,10 @@ func (b *Builder) runSteps(ctx context.Context, r *Recipe, steps []step, base sa
 		o := base
 		o.Argv = s.argv
 		o.Stdout, o.Stderr = log, log
+		if b.opts.StepOutput != nil {
+			w := io.MultiWriter(log, b.opts.StepOutput)
+			o.Stdout, o.Stderr = w, w
+		}
 		start := time.Now()
 		err := sandbox.Run(ctx, o)
 		took := time.Since(start)
