@@ -33,15 +33,11 @@
 //     /ro is not idmapped (FUSE and squashfs may not support it; nothing
 //     is written there): its files appear owned by nobody, and are read as
 //     others may.
-//   - The step itself runs with no_new_privs and keeps only CAP_CHOWN,
-//     CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_SETGID and CAP_SETUID
-//     (effective, permitted and the whole bounding set; inheritable and
-//     ambient empty), which in its user namespace act only on the ids and
-//     files the namespace maps. They make it root for a build (install -o,
-//     chown -R, dropping to nobody for a test suite that refuses root, as
-//     pkgs/gnu-make's check does); CAP_SYS_ADMIN, CAP_MKNOD, CAP_NET_ADMIN,
-//     CAP_SYS_PTRACE and the rest are gone, and no exec, setuid or not,
-//     gains any. A process that becomes another id has none left.
+//   - The step itself runs with no_new_privs and no capability at all
+//     (effective, permitted, inheritable, ambient and the bounding set
+//     empty): its root is root by id only, owns what it writes, and can
+//     neither give files away, change ids nor pass permission bits; no
+//     exec, setuid or not, gains anything.
 //   - A seccomp filter refuses with EPERM: mount, umount2, pivot_root and
 //     the new mount API; module loading and removal; kexec; reboot;
 //     swapon/swapoff; setting or adjusting clocks; bpf, perf_event_open,

@@ -183,18 +183,22 @@ func attack(disk string) {
 	sid, _ := unix.Getsid(0)
 	fmt.Printf("session-leader %v\n", sid == os.Getpid())
 
-	// Root for a build: give the build directory to nobody and become
-	// nobody, as test suites that refuse root need; then no capability
-	// is left.
+	// The step's root has no capability left, not even in its own user
+	// namespace: it cannot give files away, change ids, or write what
+	// its permission bits forbid (test suites that expect an unwritable
+	// file to be unwritable pass as root).
 	res("normal:chown-build", os.Chown("/build/normal", 65534, 65534))
 	res("normal:setuid-nobody", unix.Setresuid(65534, 65534, 65534))
-	res("nobody:chown-build", os.Chown("/build/normal", 0, 0))
-	b, _ = os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, _ := strings.Cut(line, ":"); k == "CapEff" {
-			fmt.Printf("nobody:%s %s\n", k, strings.TrimSpace(v))
+	res("normal:write-readonly", func() error {
+		if err := os.WriteFile("/build/readonly", []byte("x"), 0o444); err != nil {
+			return err
 		}
-	}
+		f, err := os.OpenFile("/build/readonly", os.O_WRONLY, 0)
+		if err == nil {
+			f.Close()
+		}
+		return err
+	}())
 }
 
 func errnoOrNil(e syscall.Errno) error {
