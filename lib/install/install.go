@@ -320,7 +320,7 @@ func (in *Installer) install(ctx context.Context, cat *catalog, fulls, records [
 			return nil, err
 		}
 	}
-	lock, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
+	lock, err := in.lock(ctx)
 	if err != nil {
 		return nil, err
 	}

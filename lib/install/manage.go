@@ -29,7 +29,7 @@ func (in *Installer) Remove(ctx context.Context, names []string) ([]string, erro
 	}
 	var lock *store.Lock
 	if !in.opts.DryRun {
-		l, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
+		l, err := in.lock(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -136,13 +136,8 @@ func (in *Installer) Remove(ctx context.Context, names []string) ([]string, erro
 	if err := in.store.Remove(lock, drop...); err != nil {
 		return nil, err
 	}
-	if err := lock.Unlock(); err != nil {
+	if err := in.release(ctx, lock, len(drop) > 0, "removed, but distri-fuse did not rescan"); err != nil {
 		return nil, err
-	}
-	if len(drop) > 0 {
-		if err := fusectl.Rescan(ctx, in.opts.Root); err != nil {
-			in.logf("removed, but distri-fuse did not rescan: %v", err)
-		}
 	}
 	return drop, nil
 }
@@ -169,7 +164,7 @@ func (in *Installer) GC(ctx context.Context) ([]string, error) {
 		}
 		return in.gcPlan(keep)
 	}
-	lock, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
+	lock, err := in.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -188,13 +183,8 @@ func (in *Installer) GC(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return removed, err
 	}
-	if err := lock.Unlock(); err != nil {
+	if err := in.release(ctx, lock, len(removed) > 0, "gc: distri-fuse did not rescan"); err != nil {
 		return removed, err
-	}
-	if len(removed) > 0 {
-		if err := fusectl.Rescan(ctx, in.opts.Root); err != nil {
-			in.logf("gc: distri-fuse did not rescan: %v", err)
-		}
 	}
 	return removed, nil
 }
@@ -336,7 +326,7 @@ func (in *Installer) Reset(ctx context.Context, keep []string) ([]string, error)
 	if in.opts.DryRun {
 		return in.gcPlan(want)
 	}
-	lock, err := in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
+	lock, err := in.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -365,13 +355,8 @@ func (in *Installer) Reset(ctx context.Context, keep []string) ([]string, error)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return removed, err
 	}
-	if err := lock.Unlock(); err != nil {
+	if err := in.release(ctx, lock, len(removed) > 0, "reset: distri-fuse did not rescan"); err != nil {
 		return removed, err
-	}
-	if len(removed) > 0 {
-		if err := fusectl.Rescan(ctx, in.opts.Root); err != nil {
-			in.logf("reset: distri-fuse did not rescan: %v", err)
-		}
 	}
 	return removed, nil
 }
@@ -389,4 +374,24 @@ func (in *Installer) Env() [][2]string {
 		{"DISTRI_STATE", filepath.Join(r, stateDir)},
 		{"DISTRI_ARCH", in.opts.Arch},
 	}
+}
+
+// release unlocks the store after a change and, if changed, tells a
+// running distri-fuse to rescan; a daemon that does not answer is logged
+// with msg, not an error (the store is already right).
+func (in *Installer) release(ctx context.Context, lock *store.Lock, changed bool, msg string) error {
+	if err := lock.Unlock(); err != nil {
+		return err
+	}
+	if changed {
+		if err := fusectl.Rescan(ctx, in.opts.Root); err != nil {
+			in.logf("%s: %v", msg, err)
+		}
+	}
+	return nil
+}
+
+// lock takes the store's lock, saying so when it has to wait.
+func (in *Installer) lock(ctx context.Context) (*store.Lock, error) {
+	return in.store.Lock(ctx, func() { in.logf("waiting for the lock on %s", in.store.Dir()) })
 }
