@@ -2,13 +2,9 @@ package mirror_test
 
 import (
 	"bytes"
-	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -85,7 +81,7 @@ func TestHTML(t *testing.T) {
 // mirror's own handler: they render, a hostile file name makes no
 // element, and every link resolves.
 func TestHTMLBrowser(t *testing.T) {
-	chromium := distritest.NeedTool(t, "chromium")
+	distritest.NeedTool(t, "chromium")
 	r := mirrortest.NewRepo(t, htmlPkgs...)
 	srv := httptest.NewServer(mirror.Handler(r.Dir))
 	defer srv.Close()
@@ -97,19 +93,7 @@ func TestHTMLBrowser(t *testing.T) {
 		{"package", "/pkg/libfoo-amd64-2.0-3.html", []string{"libfoo-amd64-2.0-3", "lib/libfoo.so.2", `document.title="owned"`}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-				"--disable-background-networking", "--disable-component-update", "--disable-sync",
-				"--user-data-dir="+t.TempDir(), "--dump-dom", srv.URL+tt.path)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			out, err := cmd.Output()
-			if err != nil {
-				t.Fatalf("%v: %v\n%s", cmd.Args, err, stderr.Bytes())
-			}
-			dom := string(out)
-			if !strings.Contains(dom, "</table>") {
-				t.Fatalf("chromium rendered no page:\n%s\n%s", dom, stderr.Bytes())
-			}
+			dom := distritest.RenderPage(t, srv.URL+tt.path, "</table>")
 			for _, w := range tt.want {
 				if !strings.Contains(dom, strings.ReplaceAll(w, `"`, "&quot;")) && !strings.Contains(dom, w) {
 					t.Errorf("rendered %s lacks %q", tt.path, w)
@@ -118,39 +102,7 @@ func TestHTMLBrowser(t *testing.T) {
 			if strings.Contains(dom, "<script") || strings.Contains(dom, "<title>owned") {
 				t.Errorf("the hostile file name became markup:\n%s", dom)
 			}
-			checkLinks(t, srv.URL+tt.path, dom)
+			distritest.CheckLinks(t, srv.URL+tt.path, dom)
 		})
-	}
-}
-
-var hrefRE = regexp.MustCompile(`<a [^>]*href="([^"]*)"`)
-
-// checkLinks fetches every link of dom (relative to base) and fails on
-// any status but 200.
-func checkLinks(t *testing.T, base, dom string) {
-	t.Helper()
-	b, _ := url.Parse(base)
-	n := 0
-	for _, m := range hrefRE.FindAllStringSubmatch(dom, -1) {
-		ref, err := url.Parse(strings.ReplaceAll(m[1], "&amp;", "&"))
-		if err != nil {
-			t.Errorf("link %q: %v", m[1], err)
-			continue
-		}
-		u := b.ResolveReference(ref)
-		u.Fragment = ""
-		resp, err := http.Get(u.String())
-		if err != nil {
-			t.Errorf("link %s: %v", u, err)
-			continue
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("link %s: %s", u, resp.Status)
-		}
-		n++
-	}
-	if n == 0 {
-		t.Errorf("no links in the rendered page")
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -239,67 +238,14 @@ func TestRelease(t *testing.T) {
 		}
 	})
 	t.Run("chromium", func(t *testing.T) {
-		dom := renderPage(t, srv.URL+"/img/index.html")
+		dom := distritest.RenderPage(t, srv.URL+"/img/index.html", "</html>")
 		for _, f := range res.Files {
 			if !strings.Contains(dom, f.Name) {
 				t.Errorf("rendered index.html does not show %s", f.Name)
 			}
 		}
-		checkLinks(t, srv.URL+"/img/", dom)
+		distritest.CheckLinks(t, srv.URL+"/img/", dom)
 	})
-}
-
-// renderPage renders u in headless chromium and returns the DOM.
-func renderPage(t *testing.T, u string) string {
-	t.Helper()
-	chromium := distritest.NeedTool(t, "chromium")
-	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--user-data-dir="+t.TempDir(), "--dump-dom", u)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%v: %v\n%s", cmd.Args, err, stderr.Bytes())
-	}
-	if !strings.Contains(string(out), "</html>") {
-		t.Fatalf("chromium rendered no page:\n%s\n%s", out, stderr.Bytes())
-	}
-	return string(out)
-}
-
-var hrefRE = regexp.MustCompile(`<a [^>]*href="([^"]*)"`)
-
-// checkLinks fetches every http(s) or relative link of the rendered dom
-// (relative to base) and fails on any status but 200.
-func checkLinks(t *testing.T, base, dom string) {
-	t.Helper()
-	b, _ := url.Parse(base)
-	n := 0
-	for _, m := range hrefRE.FindAllStringSubmatch(dom, -1) {
-		ref, err := url.Parse(strings.ReplaceAll(m[1], "&amp;", "&"))
-		if err != nil {
-			t.Errorf("link %q: %v", m[1], err)
-			continue
-		}
-		if ref.Scheme == "magnet" {
-			continue
-		}
-		u := b.ResolveReference(ref)
-		resp, err := http.Head(u.String())
-		if err != nil {
-			t.Errorf("link %s: %v", u, err)
-			continue
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("link %s: %s", u, resp.Status)
-		}
-		n++
-	}
-	if n == 0 {
-		t.Errorf("no links in the rendered page")
-	}
 }
 
 // TestDeterministic makes the same release twice, with different
