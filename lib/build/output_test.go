@@ -1,38 +1,20 @@
 package build
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+
+	"distri.dev/distri/lib/distritest"
 )
-
-// lockedBuffer is a bytes.Buffer for writers on several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestBuildStepOutput: with Options.StepOutput (distri-build build
 // --show-output), what a step writes to stdout and stderr reaches it as
 // well as the build's log, and the step has no terminal on the way.
 func TestBuildStepOutput(t *testing.T) {
 	b, repo := newSandboxBuilder(t)
-	var out lockedBuffer
+	var out distritest.Buffer
 	b.opts.StepOutput = &out
 	pkgs := filepath.Join(t.TempDir(), "pkgs")
 	copyRecipes(t, pkgs)

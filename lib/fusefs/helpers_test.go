@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -130,24 +129,6 @@ func readerLoop(filesList, stop, seed string) (int, error) {
 	}
 }
 
-// syncBuffer is a log sink safe for the daemon's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // writeTree creates files under dir. Keys are slash paths; a value
 // "symlink:T" makes a symlink to T, a key ending in "/" a directory, and
 // anything else a file with that content (mode 0755 below bin/, else
@@ -229,7 +210,7 @@ func passthroughReads(o *Options) { o.Passthrough = true }
 // mountStore mounts store on a new temporary directory and returns the
 // server, the mount point and the daemon's log. The mount is unmounted in
 // t.Cleanup; a failing unmount fails the test.
-func mountStore(t testing.TB, store string, opts ...mountOpt) (*Server, string, *syncBuffer) {
+func mountStore(t testing.TB, store string, opts ...mountOpt) (*Server, string, *distritest.Buffer) {
 	t.Helper()
 	distritest.NeedFUSE(t)
 	mnt := t.TempDir()
@@ -239,7 +220,7 @@ func mountStore(t testing.TB, store string, opts ...mountOpt) (*Server, string, 
 			t.Fatal(err)
 		}
 	}
-	logs := &syncBuffer{}
+	logs := &distritest.Buffer{}
 	o := Options{
 		Store:      store,
 		Mountpoint: mnt,

@@ -30,7 +30,7 @@ func TestLoad(t *testing.T) {
 func testLoad(t *testing.T, opts []mountOpt, d time.Duration) {
 	store := t.TempDir()
 	var lines []string
-	srv, mnt, logs := func() (*Server, string, *syncBuffer) {
+	srv, mnt, logs := func() (*Server, string, *distritest.Buffer) {
 		var srcs []string
 		var fulls []string
 		for i := range 6 {

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,24 +15,6 @@ import (
 	"distri.dev/distri/lib/distritest"
 	"distri.dev/distri/lib/pack"
 )
-
-// syncBuffer is a log sink the supervisor goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func oomScoreAdj(t *testing.T, pid int) string {
 	t.Helper()
@@ -60,7 +41,7 @@ func haveSysResource() bool {
 // checkOOM wants pid's oom_score_adj at -1000 when the test can set it,
 // and otherwise the supervisor's log line saying it could not. The VM
 // test (distri-init TestBootSystem) checks -1000 under a real PID 1.
-func checkOOM(t *testing.T, pid int, logs *syncBuffer) {
+func checkOOM(t *testing.T, pid int, logs *distritest.Buffer) {
 	t.Helper()
 	got := oomScoreAdj(t, pid)
 	if haveSysResource() {
@@ -117,7 +98,7 @@ func TestFuseDaemonRestart(t *testing.T) {
 
 	r := startReaper()
 	defer r.stop()
-	var logs syncBuffer
+	var logs distritest.Buffer
 	logger := log.New(&logs, "", 0)
 	d, err := startFuseDaemon(r, FuseOptions{Fuse: bin, Store: store, Mount: mnt, Timeout: 10 * time.Second, Stderr: os.Stderr}, logger.Printf)
 	if err != nil {
@@ -193,7 +174,7 @@ func TestFuseDaemonCrashLoop(t *testing.T) {
 	}
 	r := startReaper()
 	defer r.stop()
-	var logs syncBuffer
+	var logs distritest.Buffer
 	logger := log.New(&logs, "", 0)
 	d, err := startFuseDaemon(r, FuseOptions{Fuse: bin, Store: dir, Mount: filepath.Join(dir, "ro"), Timeout: 5 * time.Second}, logger.Printf)
 	if err != nil {
